@@ -55,6 +55,7 @@ SEQUENCE_ARRAYS: dict[str, ArraySpec] = {
     "split": ArraySpec((), "S", True),
     "kcal": ArraySpec((), "f", False),  # kcal/h label
     "activity_set": ArraySpec((), "S", False),  # known | unknown
+    "name": ArraySpec((), "S", False),  # source sequence name, e.g. s_09_act_05_subact_02_ca_01
 }
 _DTYPES = {"f": np.float32, "i": np.int64, "b": np.bool_}
 FRAME_CHUNK = 8192

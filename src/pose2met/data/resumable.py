@@ -1,0 +1,108 @@
+"""A training DataLoader whose order depends only on (seed, epoch) and that resumes mid-epoch.
+
+Lightning saves ``state_dict()`` of stateful loaders in checkpoints and restores it on resume, so
+a run killed mid-epoch continues with exactly the batches an uninterrupted run would have seen.
+
+Under DDP each rank takes every ``num_replicas``-th index of the same epoch order (padded like
+``DistributedSampler``). The sampler subclasses ``DistributedSampler`` so that Lightning keeps it
+instead of wrapping it in one of its own (which would freeze the per-epoch subsets).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.data.distributed import DistributedSampler
+
+
+class EpochSeededSampler(DistributedSampler):
+    """Shuffled (or sequential) indices from ``torch.Generator(seed + epoch)``, optionally skipping a prefix.
+
+    Args:
+        size: number of items in the dataset.
+        seed: base seed; epoch ``e`` uses ``seed + e``.
+        shuffle: random order (else ``0, 1, 2, ...``).
+        num_samples: draw this many items per epoch (a fresh subset each epoch), default all.
+        num_replicas: DDP world size; this rank's share is every ``num_replicas``-th index.
+        rank: this process's rank.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        seed: int = 0,
+        shuffle: bool = True,
+        num_samples: int | None = None,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"EpochSeededSampler: rank {rank} outside 0..{num_replicas - 1}")
+        super().__init__(range(size), num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed)
+        self.size = size
+        self.epoch_samples = min(num_samples or size, size)
+        self.num_samples = math.ceil(self.epoch_samples / num_replicas)  # per rank
+        self.total_size = self.num_samples * num_replicas
+        self.skip = 0
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __iter__(self) -> Iterator[int]:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.size, generator=g)[: self.epoch_samples].tolist()
+        else:
+            order = list(range(self.epoch_samples))
+        if self.total_size > len(order):  # pad so that every rank gets the same count
+            order += (order * math.ceil(self.total_size / max(len(order), 1)))[: self.total_size - len(order)]
+        mine = order[self.rank : self.total_size : self.num_replicas]
+        skip, self.skip = self.skip, 0
+        return iter(mine[skip:])
+
+
+class ResumableDataLoader(DataLoader):
+    """DataLoader over :class:`EpochSeededSampler` that records how many batches it has served."""
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        *,
+        seed: int = 0,
+        shuffle: bool = True,
+        num_samples: int | None = None,
+        num_replicas: int = 1,
+        rank: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        sampler = EpochSeededSampler(
+            len(dataset),
+            seed=seed,
+            shuffle=shuffle,
+            num_samples=num_samples,
+            num_replicas=num_replicas,
+            rank=rank,
+        )
+        super().__init__(dataset, sampler=sampler, **kwargs)
+        self._served = 0
+        self._resume_from = 0
+
+    def __iter__(self) -> Iterator[Any]:
+        sampler: EpochSeededSampler = self.sampler  # type: ignore[assignment]
+        self._served = self._resume_from
+        sampler.skip = self._resume_from * (self.batch_size or 1)
+        self._resume_from = 0
+        for batch in super().__iter__():
+            self._served += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.sampler.epoch, "served": self._served}  # type: ignore[attr-defined]
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.sampler.set_epoch(int(state["epoch"]))  # type: ignore[attr-defined]
+        self._resume_from = int(state["served"])
