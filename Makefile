@@ -9,8 +9,16 @@ PYTEST_ARGS ?=
 CONFIG ?=
 ARGS ?=
 
+LOGGER ?= wandb
+TRAINER ?= conf/trainer/default.yaml
+BASE = --config $(TRAINER) --config conf/logger/$(LOGGER).yaml
+HPE_CONFIG ?= conf/experiment/stapformer-s_synthmet-27f_cpu-hpe.yaml
+EEE_CONFIG ?= conf/experiment/stapformer-s_synthmet-27f_cpu-eee.yaml
+UNIFIED_CONFIG ?= conf/experiment/stapformer-s_synthmet-27f_cpu-unified.yaml
+POSE2MET := $(VENV)/bin/pose2met
+
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast lint format bench
+.PHONY: help install test test-fast lint format bench train-hpe train-eee train-eee-unified train data-synthmet
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}'
@@ -37,3 +45,24 @@ lint: $(STAMP) ## ruff check + format check
 format: $(STAMP) ## apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix src tests bench data_prep
 	$(VENV)/bin/ruff format src tests bench data_prep
+
+train-hpe: $(STAMP) ## train 2D->3D on SynthMet (CPU-sized, ~10 min), then test; CONFIG=/ARGS= add more
+	$(POSE2MET) fit $(BASE) --config conf/model/hpe.yaml --config conf/data/synthmet.yaml --config $(HPE_CONFIG) $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
+
+train-eee: $(STAMP) ## train 2D->kcal (standard setting) on SynthMet, then test
+	$(POSE2MET) fit $(BASE) --config conf/model/eee.yaml --config conf/data/synthmet.yaml --config $(EEE_CONFIG) $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
+
+train-eee-unified: $(STAMP) ## unified 2D->3D->kcal schedule (HPE stage, then joint stage) on SynthMet, then test
+	$(POSE2MET) fit $(BASE) --config conf/model/eee-unified.yaml --config conf/data/synthmet.yaml --config $(UNIFIED_CONFIG) $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
+
+train: $(STAMP) ## any recipe: make train CONFIG=conf/experiment/X.yaml ARGS="--trainer.max_epochs 3"
+	$(POSE2MET) fit $(BASE) --config $(CONFIG) $(ARGS)
+
+data-synthmet: $(STAMP) ## generate SynthMet (PRESET=default SEED=0) into data/
+	$(PY) data_prep/synthmet.py --preset $(or $(PRESET),default) --seed $(or $(SEED),0) --output data/synthmet-$(or $(PRESET),default)-seed$(or $(SEED),0).h5
+
+bench: $(STAMP) ## run the benchmarks (model, metrics, data loader, SynthMet) and print figures
+	$(PY) bench/inference.py --quick
+	$(PY) bench/metrics.py
+	$(PY) bench/dataloader.py
+	$(PY) bench/synthmet.py

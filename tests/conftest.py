@@ -7,10 +7,15 @@ import os
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+# Test tensors are tiny: one thread per process avoids OpenMP barrier stalls and oversubscription
+# when DDP tests run two processes on a 2-core machine.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+
+torch.set_num_threads(1)
 
 REFERENCE_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "reference")
 
@@ -28,3 +33,11 @@ def reference_dir() -> str:
     if not os.path.isdir(path):
         pytest.fail(f"shared reference folder not found at {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def synthmet_tiny(tmp_path_factory: pytest.TempPathFactory):
+    """A SynthMet file of the ``tiny`` preset (seed 0), generated once per test session."""
+    from pose2met.data.synthmet import generate_to_file
+
+    return generate_to_file(tmp_path_factory.mktemp("synthmet") / "synthmet-tiny.h5", preset="tiny", seed=0)

@@ -143,6 +143,7 @@ class ClipDataset(Dataset):
             subject=str(seqs["subject"][seq]),
             action=str(seqs["action"][seq]),
             camera=str(seqs["camera"][seq]),
+            sequence=str(seqs["name"][seq]) if "name" in seqs else f"{seq:06d}",
         )
         return item
 

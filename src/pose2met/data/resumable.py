@@ -87,6 +87,9 @@ class ResumableDataLoader(DataLoader):
             num_replicas=num_replicas,
             rank=rank,
         )
+        # its own generator: creating an iterator then draws no number from the global torch RNG,
+        # which a resumed run restores (dropout, flip augmentation) and must not see consumed
+        kwargs.setdefault("generator", torch.Generator().manual_seed(seed))
         super().__init__(dataset, sampler=sampler, **kwargs)
         self._served = 0
         self._resume_from = 0

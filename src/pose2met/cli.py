@@ -1,0 +1,103 @@
+"""The ``pose2met`` command.
+
+* ``pose2met fit|validate|test|predict --config conf/... [--model.x ...]`` — LightningCLI.
+* ``pose2met data info FILE`` — summary of a Pose2Met HDF5 file.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import WandbLogger
+
+from pose2met.data.datamodule import Pose2MetDataModule
+from pose2met.lit.task import Pose2MetTask
+
+USAGE = """usage: pose2met {fit,validate,test,predict} [--config FILE ...] [--key value ...]
+       pose2met data info FILE
+
+Train and evaluate (LightningCLI): `pose2met fit --help` lists every option.
+"""
+
+
+class Pose2MetSaveConfig(SaveConfigCallback):
+    """Writes the resolved config next to the run and, with W&B, into the run's config."""
+
+    def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if isinstance(trainer.logger, WandbLogger):
+            config = self.parser.dump(self.config, skip_none=False, format="json")
+            import json
+
+            trainer.logger.experiment.config.update(json.loads(config), allow_val_change=True)
+
+
+class Pose2MetCLI(LightningCLI):
+    """LightningCLI with a default checkpoint callback, argument links and test-after-fit."""
+
+    def add_arguments_to_parser(self, parser: Any) -> None:
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val/loss",
+                "checkpoint.mode": "min",
+                "checkpoint.save_last": True,
+                "checkpoint.filename": "best-{epoch:03d}",
+                "checkpoint.auto_insert_metric_name": False,
+            }
+        )
+        parser.add_argument(
+            "--test_after_fit",
+            type=bool,
+            default=True,
+            help="after `fit`, run `test` on the best checkpoint and print the metrics",
+        )
+        parser.link_arguments("data.num_frames", "model.init_args.encoder.init_args.num_frames")
+
+    def after_fit(self) -> None:
+        if not self.config_get("test_after_fit") or self.trainer.fast_dev_run or self.trainer.interrupted:
+            return
+        ckpt = self.trainer.checkpoint_callback
+        best = ckpt.best_model_path if isinstance(ckpt, ModelCheckpoint) and ckpt.best_model_path else None
+        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best, weights_only=False)
+
+    def config_get(self, key: str) -> Any:
+        config = self.config.get(self.subcommand, self.config) if self.subcommand else self.config
+        return config.get(key)
+
+
+def cli_main(args: list[str] | None = None) -> Pose2MetCLI:
+    """Run the LightningCLI on ``args`` (default: ``sys.argv[1:]``)."""
+    return Pose2MetCLI(
+        Pose2MetTask,
+        Pose2MetDataModule,
+        subclass_mode_model=True,
+        save_config_callback=Pose2MetSaveConfig,
+        save_config_kwargs={"overwrite": True},
+        args=args,
+        auto_configure_optimizers=False,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``pose2met`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help"}:
+        print(USAGE)
+        return 0 if argv else 2
+    if argv[0] == "data":
+        from pose2met.data.info import main as info_main
+
+        if argv[1:2] != ["info"]:
+            print("usage: pose2met data info FILE", file=sys.stderr)
+            return 2
+        return info_main(argv[2:])
+    cli_main(argv)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

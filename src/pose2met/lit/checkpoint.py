@@ -1,0 +1,108 @@
+"""Checkpoint helpers: rebuild metadata, safe (``weights_only``) loading, partial initialization."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from pose2met.models import CalorieHead, Pose2MetModel, PoseHead, STAPFormer
+
+if TYPE_CHECKING:
+    from pose2met.lit.task import Pose2MetTask
+
+#: Key under which a Pose2Met checkpoint stores what is needed to rebuild the bare model.
+CHECKPOINT_META_KEY = "pose2met"
+MODEL_PREFIX = "model."
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file cannot be read or does not fit what was asked of it."""
+
+
+def model_meta(task: Pose2MetTask) -> dict[str, Any]:
+    """Plain-data description of ``task.model`` (encoder config, heads, input) for rebuilding it."""
+    head = task.model.calorie_head
+    return {
+        "task": type(task).__name__,
+        "encoder": dict(task.model.encoder.config),
+        "pose_head": task.model.pose_head is not None,
+        "calorie_head": None
+        if head is None
+        else {
+            "num_bins": int(head.num_bins),
+            "kcal_min": float(head.kcal_min),
+            "kcal_max": float(head.kcal_max),
+            "use_pose_features": bool(head.use_pose_features),
+        },
+        "input_kind": task.input_kind,
+        "target_space": getattr(task, "target_space", "camera"),
+        "kcal_sigma": float(task.kcal_sigma),
+    }
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True``; clear errors for missing or corrupted files."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError) as err:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {err})") from err
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path}: expected a dict checkpoint, got {type(ckpt).__name__}")
+    return ckpt
+
+
+def model_state_dict(ckpt: dict[str, Any], path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The bare-model weights of a Lightning checkpoint (``model.`` prefix removed)."""
+    state = ckpt.get("state_dict")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: no 'state_dict' entry (is this a Pose2Met/Lightning checkpoint?)")
+    return {k[len(MODEL_PREFIX) :]: v for k, v in state.items() if k.startswith(MODEL_PREFIX)}
+
+
+def load_weights_into(model: nn.Module, path: str | os.PathLike) -> list[str]:
+    """Copy every weight of ``path`` whose name and shape match into ``model``; return the loaded names.
+
+    Used to start the energy stage from an HPE checkpoint: the encoder (and pose head) transfer,
+    a calorie head absent from the checkpoint keeps its fresh initialization.
+    """
+    source = model_state_dict(read_checkpoint(path), path)
+    target = model.state_dict()
+    matched = {k: v for k, v in source.items() if k in target and target[k].shape == v.shape}
+    if not any(k.startswith("encoder.") for k in matched):
+        raise CheckpointError(f"{path}: no encoder weights match this model (different architecture?)")
+    model.load_state_dict(matched, strict=False)
+    return sorted(matched)
+
+
+def build_model(meta: dict[str, Any]) -> Pose2MetModel:
+    """A fresh :class:`Pose2MetModel` from :func:`model_meta` output."""
+    encoder = STAPFormer(**meta["encoder"])
+    head = meta.get("calorie_head")
+    return Pose2MetModel(
+        encoder,
+        pose_head=PoseHead(encoder.dim_rep) if meta.get("pose_head") else None,
+        calorie_head=CalorieHead(encoder.dim_rep, **head) if head else None,
+    )
+
+
+def load_model(path: str | os.PathLike) -> tuple[Pose2MetModel, dict[str, Any]]:
+    """Rebuild the trained model of a Pose2Met checkpoint (eval mode) and return it with its metadata."""
+    ckpt = read_checkpoint(path)
+    meta = ckpt.get(CHECKPOINT_META_KEY)
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: no '{CHECKPOINT_META_KEY}' entry; not written by a Pose2Met task")
+    model = build_model(meta)
+    try:
+        model.load_state_dict(model_state_dict(ckpt, path))
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: weights do not fit the stored architecture: {err}") from err
+    return model.eval(), meta

@@ -1,0 +1,305 @@
+"""Shared LightningModule machinery: model assembly, inputs, test-time flip, metrics, optimizers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor
+
+from pose2met.data.transforms import flip_pose, target_to_mm
+from pose2met.lit.checkpoint import CHECKPOINT_META_KEY, load_weights_into, model_meta
+from pose2met.lit.losses import PoseLossWeights, kcal_kl_loss, pose_loss
+from pose2met.metrics import MOTIONBERT_H36M_EXCLUDE, EnergyMetrics, H36MProtocol, MPI3DHPProtocol
+from pose2met.models import CalorieHead, Pose2MetModel, PoseHead, STAPFormer
+from pose2met.models.energy_bins import distribution_expectation, gaussian_target
+
+Stage = Literal["train", "val", "test"]
+RNG_KEY = "pose2met_rng"
+_H36M_SOURCE = re.compile(r"(act_\d+_subact_\d+)")
+
+
+def h36m_sequence_key(name: str) -> str:
+    """``s_09_act_05_subact_02_ca_01`` -> ``act_05_subact_02`` (the MotionBERT exclusion key)."""
+    match = _H36M_SOURCE.search(name)
+    return match.group(1) if match else name
+
+
+class Pose2MetTask(L.LightningModule):
+    """Base task: a STAPFormer encoder with a pose head and/or a calorie head.
+
+    Subclasses (:class:`~pose2met.lit.HPETask`, :class:`~pose2met.lit.EnergyTask`) choose the heads,
+    the input and the loss; this class owns everything they share.
+
+    Args:
+        encoder: the STAPFormer encoder (``class_path`` / ``init_args`` in YAML).
+        pose_head: attach the 3D pose head.
+        calorie_head: attach the calorie head.
+        input_kind: ``"2d"`` feeds ``batch["input_2d"]``, ``"3d"`` feeds ``batch["target_3d"]``.
+        num_bins: number of energy bins K of the calorie head.
+        kcal_range: ``(min, max)`` kcal/h covered by the bins.
+        kcal_sigma: std (kcal/h) of the Gaussian target distribution.
+        calorie_pose_features: the calorie head also reads features of the predicted 3D pose.
+        pose_loss_weights: MPJPE / N-MPJPE / velocity weights of the pose loss.
+        pose_protocol: how pose metrics are reported: Human3.6M per-action or MPI-INF-3DHP rows.
+        motionbert_exclude: Human3.6M only: skip the three S9 sequences the MotionBERT protocol skips.
+        test_flip: average the predictions of the input and its left/right flip in val/test.
+        init_from: checkpoint whose matching weights initialize the model (e.g. an HPE run).
+        optimizer: optimizer factory; default AdamW(lr=5e-4, weight_decay=0.01).
+        lr_scheduler: scheduler factory; default ExponentialLR(gamma=0.99) stepped per epoch.
+    """
+
+    def __init__(
+        self,
+        encoder: STAPFormer,
+        *,
+        pose_head: bool = True,
+        calorie_head: bool = False,
+        input_kind: Literal["2d", "3d"] = "2d",
+        num_bins: int = 500,
+        kcal_range: tuple[float, float] = (0.0, 500.0),
+        kcal_sigma: float = 10.0,
+        calorie_pose_features: bool = False,
+        pose_loss_weights: PoseLossWeights | None = None,
+        pose_protocol: Literal["h36m", "3dhp"] = "h36m",
+        motionbert_exclude: bool = False,
+        test_flip: bool = True,
+        init_from: str | None = None,
+        optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        super().__init__()
+        if not (pose_head or calorie_head):
+            raise ValueError("a task needs at least one head: set pose_head and/or calorie_head")
+        self.save_hyperparameters(ignore=["encoder", "optimizer", "lr_scheduler"])
+        dim_rep = encoder.dim_rep
+        self.model = Pose2MetModel(
+            encoder,
+            pose_head=PoseHead(dim_rep) if pose_head else None,
+            calorie_head=CalorieHead(
+                dim_rep,
+                num_bins=num_bins,
+                kcal_min=kcal_range[0],
+                kcal_max=kcal_range[1],
+                use_pose_features=calorie_pose_features,
+            )
+            if calorie_head
+            else None,
+        )
+        self.input_kind = input_kind
+        self.kcal_sigma = kcal_sigma
+        self.pose_loss_weights = pose_loss_weights or PoseLossWeights()
+        self.pose_protocol = pose_protocol
+        self.motionbert_exclude = motionbert_exclude
+        self.test_flip = test_flip
+        self.init_from = init_from
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = lr_scheduler
+        self.metrics: torch.nn.ModuleDict = torch.nn.ModuleDict()
+        if init_from:
+            load_weights_into(self.model, init_from)
+
+    # ------------------------------------------------------------------ setup
+    @property
+    def has_pose(self) -> bool:
+        return self.model.pose_head is not None
+
+    @property
+    def has_kcal(self) -> bool:
+        return self.model.calorie_head is not None
+
+    def setup(self, stage: str) -> None:
+        """Check the data fit the task and build one metric set per evaluation stage."""
+        dm = self.trainer.datamodule if self.trainer is not None else None
+        if dm is None:
+            raise ValueError("Pose2Met tasks need a Pose2MetDataModule (trainer.datamodule is None)")
+        if (self.has_pose or self.input_kind == "3d") and not dm.has_3d:
+            raise ValueError(f"{dm.path}: the task needs 3D joints (/frames/joints_3d) but the file has none")
+        if self.has_kcal and not dm.has_kcal:
+            raise ValueError(f"{dm.path}: the task needs kcal labels (/sequences/kcal) but the file has none")
+        self.target_space = dm.target_space
+        for split in ("val", "test"):
+            if split in self.metrics:
+                continue
+            group: dict[str, torch.nn.Module] = {}
+            if self.has_pose:
+                group["pose"] = (
+                    MPI3DHPProtocol(sequences=dm.sequence_names(dm.hparams.val_split if split == "val" else dm.hparams.test_split))
+                    if self.pose_protocol == "3dhp"
+                    else H36MProtocol(
+                        actions=dm.actions, exclude=MOTIONBERT_H36M_EXCLUDE if self.motionbert_exclude else None
+                    )
+                )
+            if self.has_kcal:
+                group["energy"] = EnergyMetrics(
+                    self.model.calorie_head.bin_centers.detach().clone(),
+                    sigma=self.kcal_sigma,
+                    activities=dm.activities,
+                )
+            self.metrics[split] = torch.nn.ModuleDict(group)
+
+    # ---------------------------------------------------------------- forward
+    def model_input(self, batch: Mapping[str, Any]) -> Tensor:
+        """The encoder input ``(B, T, J, 3)``: normalized 2D + confidence, or root-relative 3D."""
+        return batch["input_2d"] if self.input_kind == "2d" else batch["target_3d"]
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        return self.model(x)
+
+    def predict_with_flip(self, x: Tensor) -> dict[str, Tensor]:
+        """Predictions averaged over the input and its left/right flip (test-time augmentation)."""
+        out = self.model(x)
+        flipped = self.model(flip_pose(x))
+        merged: dict[str, Tensor] = {}
+        if "pose_3d" in out:
+            merged["pose_3d"] = 0.5 * (out["pose_3d"] + flip_pose(flipped["pose_3d"]))
+        if "kcal_logits" in out:
+            probs = 0.5 * (out["kcal_logits"].float().softmax(-1) + flipped["kcal_logits"].float().softmax(-1))
+            merged["kcal_logits"] = probs.clamp_min(1e-12).log()
+        return merged
+
+    # ------------------------------------------------------------------ steps
+    def loss_weights(self) -> tuple[float, float]:
+        """Weights of the pose loss and the kcal loss in the total loss (subclasses may schedule)."""
+        return 1.0, 1.0
+
+    def _shared_step(self, batch: Mapping[str, Any], stage: Stage) -> tuple[Tensor, dict[str, Tensor]]:
+        x = self.model_input(batch)
+        use_flip = stage != "train" and self.test_flip
+        out = self.predict_with_flip(x) if use_flip else self.model(x)
+        w_pose, w_kcal = self.loss_weights()
+        total = x.new_zeros(())
+        logs: dict[str, Tensor] = {}
+        # a head whose weight is 0 in training (a schedule stage) gets no loss at all, so its
+        # parameters get no gradient and the optimizer leaves them untouched (no weight decay)
+        if self.has_pose and (w_pose > 0 or stage != "train"):
+            terms = pose_loss(out["pose_3d"].float(), batch["target_3d"].float(), self.pose_loss_weights)
+            logs.update({f"pose_{k}": v for k, v in terms.items()})
+            total = total + w_pose * terms["loss"]
+        if self.has_kcal and (w_kcal > 0 or stage != "train"):
+            centers = self.model.calorie_head.bin_centers
+            target = gaussian_target(batch["kcal"], centers, sigma=self.kcal_sigma)
+            logs["kcal_kl"] = kcal_kl_loss(out["kcal_logits"], target)
+            total = total + w_kcal * logs["kcal_kl"]
+        logs["loss"] = total
+        batch_size = x.shape[0]
+        self.log_dict(
+            {f"{stage}/{k}": v.detach() for k, v in logs.items()},
+            on_step=stage == "train",
+            on_epoch=True,
+            prog_bar=False,
+            batch_size=batch_size,
+            sync_dist=stage != "train",
+        )
+        if stage == "train":
+            self.log("train/loss_step", total.detach(), prog_bar=True, on_step=True, on_epoch=False)
+        else:
+            self._update_metrics(out, batch, stage)
+        return total, out
+
+    def _update_metrics(self, out: Mapping[str, Tensor], batch: Mapping[str, Any], stage: Stage) -> None:
+        group = self.metrics[stage]
+        if "pose" in group:
+            pred_mm = target_to_mm(out["pose_3d"].float(), batch, self.target_space)
+            true_mm = target_to_mm(batch["target_3d"].float(), batch, self.target_space)
+            metric = group["pose"]
+            if isinstance(metric, MPI3DHPProtocol):  # 3DHP rows are its test sequences TS1..TS6
+                metric.update(pred_mm, true_mm, batch["frame_index"], batch["valid"], list(batch["subject"]))
+            else:
+                metric.update(
+                    pred_mm,
+                    true_mm,
+                    batch["frame_index"],
+                    batch["valid"],
+                    list(batch["action"]),
+                    sequence=_sequence_keys(batch.get("sequence")),
+                    subject=list(batch["subject"]),
+                )
+        if "energy" in group:
+            group["energy"].update(
+                out["kcal_logits"].float().softmax(-1),
+                batch["kcal"],
+                known=batch.get("known"),
+                activity=list(batch["action"]),
+            )
+
+    def _log_epoch_metrics(self, stage: Stage) -> dict[str, float]:
+        results: dict[str, float] = {}
+        for metric in self.metrics[stage].values():
+            for key, value in metric.compute().items():
+                results[f"{stage}/{key}"] = float(value)
+            metric.reset()
+        # computed values are already synchronized over ranks: identical everywhere
+        self.log_dict(results, sync_dist=False, rank_zero_only=False)
+        return results
+
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "train")[0]
+
+    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> dict[str, Tensor]:
+        """Returns detached predictions for callbacks (figures): pose and kcal expectation."""
+        out = self._shared_step(batch, "val")[1]
+        result = {"pose_3d": out["pose_3d"].detach()} if "pose_3d" in out else {}
+        if "kcal_logits" in out:
+            probs = out["kcal_logits"].detach().float().softmax(-1)
+            result["kcal_expectation"] = distribution_expectation(probs, self.model.calorie_head.bin_centers)
+        return result
+
+    def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        self._shared_step(batch, "test")
+
+    def on_validation_epoch_end(self) -> None:
+        self.last_val_results = self._log_epoch_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self.last_test_results = self._log_epoch_metrics("test")
+
+    def predict_step(self, batch: Mapping[str, Any], batch_idx: int) -> dict[str, Tensor]:
+        x = self.model_input(batch)
+        return self.predict_with_flip(x) if self.test_flip else self.model(x)
+
+    # ------------------------------------------------------------- optimizer
+    def configure_optimizers(self) -> dict[str, Any]:
+        params = [p for p in self.parameters() if p.requires_grad]
+        if self.optimizer_factory is None:
+            optimizer = torch.optim.AdamW(params, lr=5e-4, weight_decay=0.01)
+        else:
+            optimizer = self.optimizer_factory(params)
+        if self.scheduler_factory is None:
+            scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.99)
+        else:
+            scheduler = self.scheduler_factory(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    # ------------------------------------------------------------ checkpoint
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the model description (for :func:`pose2met.lit.checkpoint.load_model`) and RNG states.
+
+        The torch RNG drives dropout and flip augmentation; restoring it makes a run resumed from
+        a mid-epoch checkpoint continue exactly as the uninterrupted run.
+        """
+        checkpoint[CHECKPOINT_META_KEY] = model_meta(self)
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            rng["cuda"] = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        checkpoint[RNG_KEY] = rng
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # applied in on_train_start: the sanity check and loader set-up in between draw numbers
+        self._rng_to_restore = checkpoint.get(RNG_KEY)
+
+    def on_train_start(self) -> None:
+        rng, self._rng_to_restore = getattr(self, "_rng_to_restore", None), None
+        if not rng:
+            return
+        torch.set_rng_state(rng["torch"])
+        if rng.get("cuda") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state(rng["cuda"], self.device if self.device.type == "cuda" else None)
+
+
+def _sequence_keys(names: Sequence[str] | None) -> list[str] | None:
+    return None if names is None else [h36m_sequence_key(n) for n in names]

@@ -1,0 +1,228 @@
+"""Training: the CLI on every experiment config, the unified schedule, resume, loss decrease, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+from pose2met.cli import cli_main
+from pose2met.data.datamodule import Pose2MetDataModule
+from pose2met.lit import EnergyTask, HPETask, TrainingStage
+from pose2met.models import STAPFormer
+
+REPO = Path(__file__).resolve().parents[2]
+CONF = REPO / "conf"
+TINY_ENCODER = {"depth": 1, "dim_feat": 16, "dim_rep": 32, "num_heads": 2}
+T = 9
+
+
+def tiny_encoder(**overrides) -> STAPFormer:
+    kwargs = {"num_frames": T, "stap_kernel": (3, 3), "stap_stride": (3, 3), **TINY_ENCODER, **overrides}
+    return STAPFormer(**kwargs)
+
+
+def datamodule(path: Path, **overrides) -> Pose2MetDataModule:
+    kwargs = {"path": str(path), "num_frames": T, "batch_size": 4, "num_workers": 0, **overrides}
+    return Pose2MetDataModule(**kwargs)
+
+
+def tiny_trainer(tmp_path: Path, **overrides) -> L.Trainer:
+    kwargs = {
+        "accelerator": "cpu",
+        "devices": 1,
+        "max_epochs": 1,
+        "limit_train_batches": 3,
+        "limit_val_batches": 2,
+        "limit_test_batches": 2,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "default_root_dir": str(tmp_path),
+        **overrides,
+    }
+    return L.Trainer(**kwargs)
+
+
+def cli_args(config: Path, data_file: Path, root: Path) -> list[str]:
+    enc = "--model.init_args.encoder.init_args."
+    args = [
+        "fit",
+        "--config", str(CONF / "trainer/default.yaml"),
+        "--config", str(CONF / "logger/csv.yaml"),
+        "--config", str(config),
+        "--data.path", str(data_file),
+        "--data.num_frames", str(T),
+        "--data.batch_size", "4",
+        "--data.num_workers", "0",
+        "--data.persistent_workers", "false",
+        "--data.eval_windows", "cover",
+        "--trainer.accelerator", "cpu",
+        "--trainer.devices", "1",
+        "--trainer.strategy", "auto",
+        "--trainer.precision", "32-true",
+        "--trainer.fast_dev_run", "true",
+        "--trainer.default_root_dir", str(root),
+        "--trainer.logger.init_args.save_dir", str(root),
+    ]  # fmt: skip
+    for key, value in TINY_ENCODER.items():
+        args += [enc + key, str(value)]
+    return args
+
+
+EXPERIMENTS = sorted((CONF / "experiment").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def hpe_checkpoint(synthmet_tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkpoint of a tiny HPE run (for 3d_finetune / init_from)."""
+    root = tmp_path_factory.mktemp("hpe_ckpt")
+    task = HPETask(tiny_encoder())
+    trainer = tiny_trainer(root, enable_checkpointing=True)
+    trainer.fit(task, datamodule=datamodule(synthmet_tiny))
+    path = root / "hpe.ckpt"
+    trainer.save_checkpoint(path)
+    return path
+
+
+@pytest.mark.parametrize("config", EXPERIMENTS, ids=lambda p: p.stem)
+def test_cli_fast_dev_run_every_experiment(
+    config: Path, synthmet_tiny: Path, hpe_checkpoint: Path, tmp_path: Path
+) -> None:
+    args = cli_args(config, synthmet_tiny, tmp_path)
+    if "finetune" in config.stem:
+        args += ["--model.init_args.init_from", str(hpe_checkpoint)]
+    cli = cli_main(args)
+    assert cli.trainer.state.finished
+    assert torch.isfinite(cli.trainer.callback_metrics["train/loss"])
+
+
+def test_unified_schedule_freezes_calorie_head_in_hpe_stage(synthmet_tiny: Path, tmp_path: Path) -> None:
+    stages = [TrainingStage("hpe", 1, 1.0, 0.0), TrainingStage("joint", 1, 1.0, 1.0)]
+    task = EnergyTask(tiny_encoder(), setting="unified", stages=stages, kcal_range=(0.0, 1000.0))
+    head_before = [p.detach().clone() for p in task.model.calorie_head.parameters()]
+    enc_before = [p.detach().clone() for p in task.model.encoder.parameters()]
+    seen: list[tuple[int, list[torch.Tensor]]] = []
+
+    class Snapshot(Callback):
+        def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+            seen.append((trainer.current_epoch, [p.detach().clone() for p in task.model.calorie_head.parameters()]))
+
+    trainer = tiny_trainer(tmp_path, max_epochs=5, callbacks=[Snapshot()])
+    trainer.fit(task, datamodule=datamodule(synthmet_tiny))
+    assert trainer.current_epoch == 2, "max_epochs must follow the stages' total (2)"
+    (e0, head_after_hpe), (e1, head_after_joint) = seen
+    assert all(torch.equal(a, b) for a, b in zip(head_before, head_after_hpe)), "calorie head moved in HPE stage"
+    assert any(not torch.equal(a, b) for a, b in zip(head_after_hpe, head_after_joint)), "joint stage idle"
+    assert any(not torch.equal(a, b) for a, b in zip(enc_before, task.model.encoder.parameters()))
+    results = trainer.test(task, datamodule=datamodule(synthmet_tiny), verbose=False)[0]
+    assert {"test/mpjpe", "test/mae", "test/known/mae"} <= set(results)
+
+
+@pytest.mark.parametrize("setting", ["hpe", "standard", "3d_input"])
+def test_loss_decreases_on_fixed_batch(synthmet_tiny: Path, setting: str) -> None:
+    dm = datamodule(synthmet_tiny, flip_augment=False)
+    dm.prepare_data()
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    task = (
+        HPETask(tiny_encoder())
+        if setting == "hpe"
+        else EnergyTask(tiny_encoder(), setting=setting, kcal_range=(0.0, 1000.0))
+    )
+    task.target_space = dm.target_space
+    optimizer = torch.optim.AdamW(task.parameters(), lr=2e-3)
+    task.train()
+    losses = []
+    for _ in range(30):
+        loss = _loss(task, batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss))
+    assert losses[-1] < 0.6 * losses[0], losses
+
+
+def _loss(task, batch) -> torch.Tensor:
+    """The training loss without Lightning's logging (no trainer attached)."""
+    from pose2met.lit.losses import kcal_kl_loss, pose_loss
+    from pose2met.models.energy_bins import gaussian_target
+
+    out = task.model(task.model_input(batch))
+    total = torch.zeros(())
+    if task.has_pose:
+        total = total + pose_loss(out["pose_3d"], batch["target_3d"], task.pose_loss_weights)["loss"]
+    if task.has_kcal:
+        centers = task.model.calorie_head.bin_centers
+        total = total + kcal_kl_loss(out["kcal_logits"], gaussian_target(batch["kcal"], centers, task.kcal_sigma))
+    return total
+
+
+class Crash(RuntimeError):
+    """The simulated failure of a killed run."""
+
+
+class KillAt(Callback):
+    """Simulates a crash after ``step`` optimizer steps (after the step's checkpoint is written)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            raise Crash(f"killed at step {self.step}")
+
+
+def _resume_run(data: Path, root: Path, kill_at: int | None, ckpt_path: str | None) -> dict[str, float]:
+    L.seed_everything(7, workers=True)
+    task = HPETask(tiny_encoder(dropout=0.1))
+    ckpt = ModelCheckpoint(dirpath=root, every_n_train_steps=1, save_top_k=-1, filename="{step}")
+    callbacks = [ckpt] + ([KillAt(kill_at)] if kill_at else [])
+    trainer = tiny_trainer(
+        root, max_epochs=2, limit_train_batches=4, deterministic=True, callbacks=callbacks, enable_checkpointing=True
+    )
+    trainer.fit(task, datamodule=datamodule(data, max_train_clips=16), ckpt_path=ckpt_path)
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+
+
+def test_resume_mid_epoch_gives_same_metrics(synthmet_tiny: Path, tmp_path: Path) -> None:
+    full = _resume_run(synthmet_tiny, tmp_path / "full", None, None)
+    with pytest.raises(Crash):
+        _resume_run(synthmet_tiny, tmp_path / "killed", 7, None)  # crash at step 7, mid second epoch
+    killed_ckpt = tmp_path / "killed" / "step=6.ckpt"
+    assert killed_ckpt.is_file()
+    resumed = _resume_run(synthmet_tiny, tmp_path / "resumed", None, str(killed_ckpt))
+    assert full.keys() == resumed.keys() and "val/mpjpe" in full
+    for key in full:
+        assert resumed[key] == pytest.approx(full[key], rel=1e-6, abs=1e-6), key
+
+
+def test_energy_task_on_data_without_kcal_fails_clearly(tmp_path: Path, synthmet_tiny: Path) -> None:
+    import h5py
+
+    no_kcal = tmp_path / "no_kcal.h5"
+    no_kcal.write_bytes(synthmet_tiny.read_bytes())
+    with h5py.File(no_kcal, "a") as f:
+        del f["sequences/kcal"]
+    task = EnergyTask(tiny_encoder(), setting="standard")
+    with pytest.raises(ValueError, match="kcal"):
+        tiny_trainer(tmp_path).fit(task, datamodule=datamodule(no_kcal))
+
+
+def test_bad_task_configs_raise() -> None:
+    with pytest.raises(ValueError, match="init_from"):
+        EnergyTask(tiny_encoder(), setting="3d_finetune")
+    with pytest.raises(ValueError, match="epochs"):
+        EnergyTask(tiny_encoder(), setting="unified", stages=[TrainingStage("hpe", 0)])
+
+
+def test_cli_unknown_key_names_it(synthmet_tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    args = cli_args(CONF / "experiment/stapformer-s_synthmet-27f_cpu-hpe.yaml", synthmet_tiny, tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        cli_main([*args, "--model.init_args.encoder.init_args.no_such_option", "3"])
+    assert exc.value.code != 0
+    assert "no_such_option" in capsys.readouterr().err
