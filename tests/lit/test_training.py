@@ -138,7 +138,7 @@ def test_loss_decreases_on_fixed_batch(synthmet_tiny: Path, setting: str) -> Non
     optimizer = torch.optim.AdamW(task.parameters(), lr=2e-3)
     task.train()
     losses = []
-    for _ in range(30):
+    for _ in range(60):
         loss = _loss(task, batch)
         optimizer.zero_grad()
         loss.backward()

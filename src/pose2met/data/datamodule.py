@@ -7,6 +7,7 @@ from typing import Literal
 
 import lightning as L
 import numpy as np
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
 from pose2met.data.clips import ClipTable, centered_clips, cover_clips, train_clips
@@ -261,11 +262,24 @@ class Pose2MetDataModule(L.LightningDataModule):
         )
 
     def _eval_loader(self, role: str) -> DataLoader:
+        """Evaluation clips in order; under DDP each rank gets its own share, none repeated.
+
+        Lightning's default distributed sampler pads ranks by repeating clips, which would count
+        some clips twice in the energy metrics; the unrepeated sampler keeps every clip once.
+        """
         hp = self.hparams
+        dataset = self._require(role)
+        trainer = self.trainer
+        sampler = None
+        if trainer is not None and trainer.world_size > 1:
+            sampler = UnrepeatedDistributedSampler(
+                dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
+            )
         return DataLoader(
-            self._require(role),
+            dataset,
             batch_size=hp.eval_batch_size or hp.batch_size,
             shuffle=False,
+            sampler=sampler,
             **self._loader_kwargs(),
         )
 
