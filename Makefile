@@ -39,12 +39,12 @@ test-fast: $(STAMP) ## run the tests not marked slow
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff check + format check
-	$(VENV)/bin/ruff check src tests bench data_prep
-	$(VENV)/bin/ruff format --check src tests bench data_prep
+	$(VENV)/bin/ruff check src tests bench data_prep tools
+	$(VENV)/bin/ruff format --check src tests bench data_prep tools
 
 format: $(STAMP) ## apply ruff fixes and formatting
-	$(VENV)/bin/ruff check --fix src tests bench data_prep
-	$(VENV)/bin/ruff format src tests bench data_prep
+	$(VENV)/bin/ruff check --fix src tests bench data_prep tools
+	$(VENV)/bin/ruff format src tests bench data_prep tools
 
 train-hpe: $(STAMP) ## train 2D->3D on SynthMet (CPU-sized, ~10 min), then test; CONFIG=/ARGS= add more
 	$(POSE2MET) fit $(BASE) --config conf/model/hpe.yaml --config conf/data/synthmet.yaml --config $(HPE_CONFIG) $(if $(CONFIG),--config $(CONFIG)) $(ARGS)

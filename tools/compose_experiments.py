@@ -21,61 +21,92 @@ SYNTH_KCAL = {"kcal_range": [0.0, 1000.0], "num_bins": 500}
 RECIPES: dict[str, dict] = {
     # name: (model block, data block, overrides, header)
     "stapformer-s_synthmet-27f_cpu-hpe": {
-        "model": "hpe", "data": "synthmet",
+        "model": "hpe",
+        "data": "synthmet",
         "header": "SynthMet HPE, CPU-sized (make train-hpe): 2D -> 3D, ~10 min on 2 cores.",
-        "encoder": CPU_ENCODER, "data_over": CPU_DATA, "trainer": CPU_TRAINER, "task": {},
+        "encoder": CPU_ENCODER,
+        "data_over": CPU_DATA,
+        "trainer": CPU_TRAINER,
+        "task": {},
     },
     "stapformer-s_synthmet-27f_cpu-eee": {
-        "model": "eee", "data": "synthmet",
+        "model": "eee",
+        "data": "synthmet",
         "header": "SynthMet EEE standard (make train-eee): 2D -> kcal/h, CPU-sized.",
-        "encoder": CPU_ENCODER, "data_over": {**CPU_DATA, "require_kcal": True}, "trainer": CPU_TRAINER,
+        "encoder": CPU_ENCODER,
+        "data_over": {**CPU_DATA, "require_kcal": True},
+        "trainer": CPU_TRAINER,
         "task": SYNTH_KCAL,
     },
     "stapformer-s_synthmet-27f_cpu-eee-3d": {
-        "model": "eee-3d", "data": "synthmet",
+        "model": "eee-3d",
+        "data": "synthmet",
         "header": "SynthMet EEE with 3D input: ground-truth root-relative 3D -> kcal/h, CPU-sized.",
-        "encoder": CPU_ENCODER, "data_over": {**CPU_DATA, "require_kcal": True}, "trainer": CPU_TRAINER,
+        "encoder": CPU_ENCODER,
+        "data_over": {**CPU_DATA, "require_kcal": True},
+        "trainer": CPU_TRAINER,
         "task": SYNTH_KCAL,
     },
     "stapformer-s_synthmet-27f_cpu-eee-3d-finetune": {
-        "model": "eee-3d-finetune", "data": "synthmet",
+        "model": "eee-3d-finetune",
+        "data": "synthmet",
         "header": "SynthMet EEE 3D fine-tune: 2D -> kcal/h from an HPE-pretrained encoder (set init_from).",
-        "encoder": CPU_ENCODER, "data_over": {**CPU_DATA, "require_kcal": True}, "trainer": CPU_TRAINER,
+        "encoder": CPU_ENCODER,
+        "data_over": {**CPU_DATA, "require_kcal": True},
+        "trainer": CPU_TRAINER,
         "task": SYNTH_KCAL,
     },
     "stapformer-s_synthmet-27f_cpu-unified": {
-        "model": "eee-unified", "data": "synthmet",
+        "model": "eee-unified",
+        "data": "synthmet",
         "header": "SynthMet unified 2D -> 3D -> kcal/h (make train-eee-unified): HPE stage then joint stage.",
-        "encoder": CPU_ENCODER, "data_over": {**CPU_DATA, "require_kcal": True}, "trainer": {},
-        "task": {**SYNTH_KCAL, "stages": [
-            {"name": "hpe", "epochs": 6, "pose_weight": 1.0, "kcal_weight": 0.0},
-            {"name": "joint", "epochs": 6, "pose_weight": 1.0, "kcal_weight": 1.0},
-        ]},
+        "encoder": CPU_ENCODER,
+        "data_over": {**CPU_DATA, "require_kcal": True},
+        "trainer": {},
+        "task": {
+            **SYNTH_KCAL,
+            "stages": [
+                {"name": "hpe", "epochs": 6, "pose_weight": 1.0, "kcal_weight": 0.0},
+                {"name": "joint", "epochs": 6, "pose_weight": 1.0, "kcal_weight": 1.0},
+            ],
+        },
         "trainer_extra": {"check_val_every_n_epoch": 3},
     },
     "stapformer-b_h36m-243f_2xb16-100e": {
-        "model": "hpe", "data": "h36m",
+        "model": "hpe",
+        "data": "h36m",
         "header": "Paper recipe, Human3.6M T=243: base (L=16), 2 GPUs x batch 16, 100 epochs.\n"
         "# pose2met fit --config conf/trainer/default.yaml --config conf/trainer/ddp.yaml \\\n"
         "#   --config conf/logger/wandb.yaml --config conf/experiment/stapformer-b_h36m-243f_2xb16-100e.yaml",
-        "encoder": {"depth": 16}, "data_over": {}, "trainer": {"max_epochs": 100}, "task": {},
+        "encoder": {"depth": 16},
+        "data_over": {},
+        "trainer": {"max_epochs": 100},
+        "task": {},
     },
     "stapformer-b_3dhp-81f_2xb16-100e": {
-        "model": "hpe", "data": "mpi_inf_3dhp",
+        "model": "hpe",
+        "data": "mpi_inf_3dhp",
         "header": "Paper recipe, MPI-INF-3DHP T=81: base (L=16), 2 GPUs x batch 16, 100 epochs.",
-        "encoder": {"depth": 16}, "data_over": {}, "trainer": {"max_epochs": 100},
+        "encoder": {"depth": 16},
+        "data_over": {},
+        "trainer": {"max_epochs": 100},
         "task": {"pose_protocol": "3dhp"},
     },
     "stapformer-b_vid2burn-243f_2xb16-100e-unified": {
-        "model": "eee-unified", "data": "vid2burn_adl",
+        "model": "eee-unified",
+        "data": "vid2burn_adl",
         "header": "Paper recipe, Vid2Burn-ADL unified 2D -> 3D -> kcal/h, T=243, base.\n"
         "# Vid2Burn has no 3D labels of its own in the pose space: the HPE stage needs a 3D source\n"
         "# (NTU Kinect 3D joints, converted to mm by data_prep/vid2burn_adl.py).",
-        "encoder": {"depth": 16}, "data_over": {}, "trainer": {"max_epochs": 100},
-        "task": {"stages": [
-            {"name": "hpe", "epochs": 50, "pose_weight": 1.0, "kcal_weight": 0.0},
-            {"name": "joint", "epochs": 50, "pose_weight": 1.0, "kcal_weight": 1.0},
-        ]},
+        "encoder": {"depth": 16},
+        "data_over": {},
+        "trainer": {"max_epochs": 100},
+        "task": {
+            "stages": [
+                {"name": "hpe", "epochs": 50, "pose_weight": 1.0, "kcal_weight": 0.0},
+                {"name": "joint", "epochs": 50, "pose_weight": 1.0, "kcal_weight": 1.0},
+            ]
+        },
     },
 }
 
@@ -95,7 +126,8 @@ def compose(name: str, spec: dict) -> str:
     trainer["logger"] = {"init_args": {"name": name}}
     cfg["trainer"] = trainer
     body = yaml.safe_dump(cfg, sort_keys=False, default_flow_style=None, width=100)
-    return f"# {spec['header']}\n# Generated by tools/compose_experiments.py from conf/model + conf/data.\n{body}"
+    generated = "# Generated by tools/compose_experiments.py from conf/model + conf/data."
+    return f"# {spec['header']}\n{generated}\n{body}"
 
 
 def main() -> None:

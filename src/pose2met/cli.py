@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 
@@ -15,6 +16,7 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
 from pose2met.data.datamodule import Pose2MetDataModule
+from pose2met.lit.callbacks import run_dir
 from pose2met.lit.task import Pose2MetTask
 
 USAGE = """usage: pose2met {fit,validate,test,predict} [--config FILE ...] [--key value ...]
@@ -28,11 +30,14 @@ class Pose2MetSaveConfig(SaveConfigCallback):
     """Writes the resolved config next to the run and, with W&B, into the run's config."""
 
     def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if not trainer.is_global_zero:
+            return
+        folder = run_dir(trainer)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / self.config_filename).write_text(self.parser.dump(self.config, skip_none=False))
         if isinstance(trainer.logger, WandbLogger):
-            config = self.parser.dump(self.config, skip_none=False, format="json")
-            import json
-
-            trainer.logger.experiment.config.update(json.loads(config), allow_val_change=True)
+            config = json.loads(self.parser.dump(self.config, skip_none=False, format="json"))
+            trainer.logger.experiment.config.update(config, allow_val_change=True)
 
 
 class Pose2MetCLI(LightningCLI):

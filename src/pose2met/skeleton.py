@@ -24,7 +24,7 @@ PCK_JOINTS: tuple[int, ...] = tuple(j for j in range(NUM_JOINTS) if j not in (0,
 def flip_permutation() -> list[int]:
     """Index list that swaps left and right joints: ``x_flipped = x[..., perm, :]``."""
     perm = list(range(NUM_JOINTS))
-    for left, right in zip(LEFT_JOINTS, RIGHT_JOINTS):
+    for left, right in zip(LEFT_JOINTS, RIGHT_JOINTS, strict=True):
         perm[left], perm[right] = right, left
     return perm
 

@@ -25,7 +25,9 @@ def _validate(task: EnergyTask, data: Path, root: Path, devices: int) -> dict[st
         limit_val_batches=None,
         num_sanity_val_steps=0,
     )
-    return {k: float(v) for k, v in trainer.validate(task, datamodule=datamodule(data), verbose=False)[0].items()}
+    return {
+        k: float(v) for k, v in trainer.validate(task, datamodule=datamodule(data), verbose=False)[0].items()
+    }
 
 
 @pytest.mark.slow

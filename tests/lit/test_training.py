@@ -110,15 +110,23 @@ def test_unified_schedule_freezes_calorie_head_in_hpe_stage(synthmet_tiny: Path,
 
     class Snapshot(Callback):
         def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-            seen.append((trainer.current_epoch, [p.detach().clone() for p in task.model.calorie_head.parameters()]))
+            seen.append(
+                (trainer.current_epoch, [p.detach().clone() for p in task.model.calorie_head.parameters()])
+            )
 
     trainer = tiny_trainer(tmp_path, max_epochs=5, callbacks=[Snapshot()])
     trainer.fit(task, datamodule=datamodule(synthmet_tiny))
     assert trainer.current_epoch == 2, "max_epochs must follow the stages' total (2)"
     (e0, head_after_hpe), (e1, head_after_joint) = seen
-    assert all(torch.equal(a, b) for a, b in zip(head_before, head_after_hpe)), "calorie head moved in HPE stage"
-    assert any(not torch.equal(a, b) for a, b in zip(head_after_hpe, head_after_joint)), "joint stage idle"
-    assert any(not torch.equal(a, b) for a, b in zip(enc_before, task.model.encoder.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(head_before, head_after_hpe, strict=True)), (
+        "calorie head moved in HPE stage"
+    )
+    assert any(not torch.equal(a, b) for a, b in zip(head_after_hpe, head_after_joint, strict=True)), (
+        "joint stage idle"
+    )
+    assert any(
+        not torch.equal(a, b) for a, b in zip(enc_before, task.model.encoder.parameters(), strict=True)
+    )
     results = trainer.test(task, datamodule=datamodule(synthmet_tiny), verbose=False)[0]
     assert {"test/mpjpe", "test/mae", "test/known/mae"} <= set(results)
 
@@ -158,7 +166,9 @@ def _loss(task, batch) -> torch.Tensor:
         total = total + pose_loss(out["pose_3d"], batch["target_3d"], task.pose_loss_weights)["loss"]
     if task.has_kcal:
         centers = task.model.calorie_head.bin_centers
-        total = total + kcal_kl_loss(out["kcal_logits"], gaussian_target(batch["kcal"], centers, task.kcal_sigma))
+        total = total + kcal_kl_loss(
+            out["kcal_logits"], gaussian_target(batch["kcal"], centers, task.kcal_sigma)
+        )
     return total
 
 
@@ -183,7 +193,12 @@ def _resume_run(data: Path, root: Path, kill_at: int | None, ckpt_path: str | No
     ckpt = ModelCheckpoint(dirpath=root, every_n_train_steps=1, save_top_k=-1, filename="{step}")
     callbacks = [ckpt] + ([KillAt(kill_at)] if kill_at else [])
     trainer = tiny_trainer(
-        root, max_epochs=2, limit_train_batches=4, deterministic=True, callbacks=callbacks, enable_checkpointing=True
+        root,
+        max_epochs=2,
+        limit_train_batches=4,
+        deterministic=True,
+        callbacks=callbacks,
+        enable_checkpointing=True,
     )
     trainer.fit(task, datamodule=datamodule(data, max_train_clips=16), ckpt_path=ckpt_path)
     return {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}

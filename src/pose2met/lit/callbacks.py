@@ -20,7 +20,11 @@ from pose2met.viz import kcal_scatter_figure, skeleton_comparison_figure
 def run_dir(trainer: L.Trainer) -> Path:
     """Folder of this run's files: the logger's run folder, else ``default_root_dir``."""
     logger = trainer.logger
-    if isinstance(logger, WandbLogger) and logger.experiment is not None and getattr(logger.experiment, "dir", None):
+    if (
+        isinstance(logger, WandbLogger)
+        and logger.experiment is not None
+        and getattr(logger.experiment, "dir", None)
+    ):
         return Path(logger.experiment.dir).parent
     if logger is not None and logger.log_dir:
         return Path(logger.log_dir)
@@ -46,7 +50,13 @@ class ValidationFigures(L.Callback):
         self._poses, self._kcal = None, []
 
     def on_validation_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int, *_: Any
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        *_: Any,
     ) -> None:
         if not self._active(trainer) or not isinstance(outputs, dict):
             return
@@ -73,7 +83,7 @@ class ValidationFigures(L.Callback):
                 self._poses[0], self._poses[1], titles=[f"sample {i}" for i in range(len(self._poses[0]))]
             )
         if self._kcal:
-            true, pred, known = (np.concatenate(parts) for parts in zip(*self._kcal))
+            true, pred, known = (np.concatenate(parts) for parts in zip(*self._kcal, strict=True))
             figures["kcal_scatter"] = kcal_scatter_figure(true, pred, known)
         out_dir = run_dir(trainer) / "figures"
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -54,6 +54,7 @@ class EnergyTask(Pose2MetTask):
         pose_loss_weights: weights of the pose loss terms (unified).
         test_flip: test-time flip averaging.
         init_from: checkpoint to initialize matching weights from (required by ``3d_finetune``).
+        compile: compile the encoder with ``torch.compile``.
         optimizer: optimizer factory.
         lr_scheduler: scheduler factory.
     """
@@ -70,6 +71,7 @@ class EnergyTask(Pose2MetTask):
         pose_loss_weights: PoseLossWeights | None = None,
         test_flip: bool = True,
         init_from: str | None = None,
+        compile: bool = False,
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
@@ -88,6 +90,7 @@ class EnergyTask(Pose2MetTask):
             pose_loss_weights=pose_loss_weights,
             test_flip=test_flip,
             init_from=init_from,
+            compile=compile,
             optimizer=optimizer,
             lr_scheduler=lr_scheduler,
         )

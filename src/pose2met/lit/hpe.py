@@ -21,6 +21,7 @@ class HPETask(Pose2MetTask):
         motionbert_exclude: skip the 3 S9 sequences the MotionBERT Human3.6M protocol skips.
         test_flip: test-time flip averaging in val/test.
         init_from: checkpoint to initialize matching weights from.
+        compile: compile the encoder with ``torch.compile``.
         optimizer: optimizer factory (default AdamW lr 5e-4, wd 0.01).
         lr_scheduler: scheduler factory (default ExponentialLR gamma 0.99 per epoch).
     """
@@ -33,6 +34,7 @@ class HPETask(Pose2MetTask):
         motionbert_exclude: bool = False,
         test_flip: bool = True,
         init_from: str | None = None,
+        compile: bool = False,
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
@@ -46,6 +48,7 @@ class HPETask(Pose2MetTask):
             motionbert_exclude=motionbert_exclude,
             test_flip=test_flip,
             init_from=init_from,
+            compile=compile,
             optimizer=optimizer,
             lr_scheduler=lr_scheduler,
         )

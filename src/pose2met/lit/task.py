@@ -49,6 +49,7 @@ class Pose2MetTask(L.LightningModule):
         motionbert_exclude: Human3.6M only: skip the three S9 sequences the MotionBERT protocol skips.
         test_flip: average the predictions of the input and its left/right flip in val/test.
         init_from: checkpoint whose matching weights initialize the model (e.g. an HPE run).
+        compile: compile the encoder with ``torch.compile`` (in place: checkpoint keys unchanged).
         optimizer: optimizer factory; default AdamW(lr=5e-4, weight_decay=0.01).
         lr_scheduler: scheduler factory; default ExponentialLR(gamma=0.99) stepped per epoch.
     """
@@ -69,6 +70,7 @@ class Pose2MetTask(L.LightningModule):
         motionbert_exclude: bool = False,
         test_flip: bool = True,
         init_from: str | None = None,
+        compile: bool = False,
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
@@ -102,6 +104,8 @@ class Pose2MetTask(L.LightningModule):
         self.metrics: torch.nn.ModuleDict = torch.nn.ModuleDict()
         if init_from:
             load_weights_into(self.model, init_from)
+        if compile:
+            self.model.encoder.compile()
 
     # ------------------------------------------------------------------ setup
     @property
@@ -128,10 +132,15 @@ class Pose2MetTask(L.LightningModule):
             group: dict[str, torch.nn.Module] = {}
             if self.has_pose:
                 group["pose"] = (
-                    MPI3DHPProtocol(sequences=dm.sequence_names(dm.hparams.val_split if split == "val" else dm.hparams.test_split))
+                    MPI3DHPProtocol(
+                        sequences=dm.sequence_names(
+                            dm.hparams.val_split if split == "val" else dm.hparams.test_split
+                        )
+                    )
                     if self.pose_protocol == "3dhp"
                     else H36MProtocol(
-                        actions=dm.actions, exclude=MOTIONBERT_H36M_EXCLUDE if self.motionbert_exclude else None
+                        actions=dm.actions,
+                        exclude=MOTIONBERT_H36M_EXCLUDE if self.motionbert_exclude else None,
                     )
                 )
             if self.has_kcal:
@@ -158,7 +167,9 @@ class Pose2MetTask(L.LightningModule):
         if "pose_3d" in out:
             merged["pose_3d"] = 0.5 * (out["pose_3d"] + flip_pose(flipped["pose_3d"]))
         if "kcal_logits" in out:
-            probs = 0.5 * (out["kcal_logits"].float().softmax(-1) + flipped["kcal_logits"].float().softmax(-1))
+            probs = 0.5 * (
+                out["kcal_logits"].float().softmax(-1) + flipped["kcal_logits"].float().softmax(-1)
+            )
             merged["kcal_logits"] = probs.clamp_min(1e-12).log()
         return merged
 

@@ -10,7 +10,9 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 
-def kcal_scatter_figure(true_kcal: np.ndarray, pred_kcal: np.ndarray, known: np.ndarray | None = None) -> Figure:
+def kcal_scatter_figure(
+    true_kcal: np.ndarray, pred_kcal: np.ndarray, known: np.ndarray | None = None
+) -> Figure:
     """Scatter of predicted vs true kcal/h ``(N,)`` with the identity line; unknown activities orange."""
     true_kcal, pred_kcal = np.asarray(true_kcal, float), np.asarray(pred_kcal, float)
     fig, ax = plt.subplots(figsize=(4.2, 4.0))

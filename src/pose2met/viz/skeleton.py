@@ -25,7 +25,9 @@ def bone_color(child: int) -> str:
     return CENTRE_COLOR
 
 
-def draw_skeleton_3d(ax, pose: np.ndarray, alpha: float = 1.0, linestyle: str = "-", radius: float | None = None):
+def draw_skeleton_3d(
+    ax, pose: np.ndarray, alpha: float = 1.0, linestyle: str = "-", radius: float | None = None
+):
     """Draw one pose ``(J, 3)`` (camera axes: x right, y down, z forward) on a 3D axis, y up."""
     p = np.asarray(pose, dtype=np.float64)
     # camera coordinates -> plot coordinates: x, z (depth) on the ground, -y up

@@ -1,0 +1,314 @@
+"""STAPFormer speed: reference (plain eager) vs fast path, inference and training step.
+
+Usage::
+
+    python bench/inference.py                 # CPU, default thread count
+    python bench/inference.py --quick --out bench/inference.md
+    python bench/inference.py --device cuda --compile
+
+Rows: the *reference* path is the same model with plain matmul attention
+(``attention_impl="math"``) and no batch-norm folding; the *fast* path uses ``attention_impl="auto"``
+(fused SDPA for long sequences), ``fuse_for_inference()`` and ``torch.inference_mode``. Both run
+the same weights (batch-norm statistics randomized as in a trained model); ``max |diff|`` is the
+largest absolute difference of the fast output from the reference output. The official-layout row
+runs the literal re-implementation of the official forward kept in ``tests/models/test_compat.py``.
+Times are medians (and minima) over repeats after warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib.util
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from pose2met.compat.official import official_key_shapes, parse_official_config
+from pose2met.models import PoseHead, PoseLifter, stapformer_preset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Row:
+    case: str
+    path: str
+    params_m: float
+    gflop: float
+    ms_median: float
+    ms_min: float
+    per_seq: int
+    frames: int
+    max_diff: float | None = None
+    note: str = ""
+
+    def cells(self) -> list[str]:
+        ms_seq = self.ms_median / self.per_seq
+        fps = self.frames / (self.ms_median / 1e3)
+        diff = "" if self.max_diff is None else f"{self.max_diff:.2e}"
+        return [self.case, self.path, f"{self.params_m:.2f}M", f"{self.gflop:.1f}", f"{self.ms_median:.0f}",
+                f"{self.ms_min:.0f}", f"{ms_seq:.1f}", f"{fps:.0f}", diff, self.note]  # fmt: skip
+
+
+HEADER = [
+    "case",
+    "path",
+    "params",
+    "GFLOP",
+    "ms (median)",
+    "ms (min)",
+    "ms/seq",
+    "frames/s",
+    "max |diff|",
+    "note",
+]
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timeit(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> tuple[float, float]:
+    """Median and minimum wall time in ms."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times), min(times)
+
+
+def count_gflop(fn: Callable[[], object]) -> float:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops() / 1e9
+
+
+def randomize_batch_norms(model: nn.Module, seed: int = 0) -> None:
+    """Trained-looking batch-norm statistics, so that folding them is a real test."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.2)
+                m.running_var.copy_(0.5 + torch.rand(n, generator=g))
+                m.weight.copy_(1 + torch.randn(n, generator=g) * 0.1)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
+
+
+def build(preset: str, frames: int, gcn: bool, impl: str, device: torch.device) -> PoseLifter:
+    torch.manual_seed(0)
+    encoder = stapformer_preset(preset, num_frames=frames, joint_gcn=gcn, attention_impl=impl)  # type: ignore[arg-type]
+    model = PoseLifter(encoder, PoseHead(encoder.dim_rep))
+    randomize_batch_norms(model)
+    return model.to(device).eval()
+
+
+def fast_copy(reference: PoseLifter) -> PoseLifter:
+    fast = copy.deepcopy(reference)
+    for m in fast.modules():
+        if hasattr(m, "attention_impl"):
+            m.attention_impl = "auto"
+    return fast.fuse_for_inference()
+
+
+def params_m(model: nn.Module) -> float:
+    return sum(p.numel() for p in model.parameters()) / 1e6
+
+
+def load_official_reference() -> Callable | None:
+    """The literal official-layout forward of the test suite (None if the tests are not there)."""
+    path = ROOT / "tests" / "models" / "test_compat.py"
+    if not path.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location("_official_reference", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module.official_forward
+
+
+def official_state_dict(model: PoseLifter, preset_depth: int, frames: int) -> tuple[dict, dict]:
+    """Official-layout weights equal to ``model``'s (inverse of the loader's permutation)."""
+    from einops import rearrange
+
+    cfg = dict(depth=preset_depth, dim_feat=128, dim_compress=128, dim_rep=512, block_size=[3, 3],
+               block_stride=[3, 3], num_heads=8, num_frames=frames)  # fmt: skip
+    ours = model.state_dict()
+    kwargs, dim_out = parse_official_config(cfg)
+    out = {}
+    for key, shape in official_key_shapes(kwargs, dim_out).items():
+        name = key.replace("encoder.input_embed.", "encoder.embed.").replace(".inner_mixer.", ".joint.")
+        name = name.replace(".outer_mixer.qkv.0.", ".stap.qkv.").replace(
+            ".outer_mixer.qkv.1.", ".stap.qkv_norm."
+        )
+        name = name.replace(".outer_mixer.proj.", ".stap.proj.")
+        if name.startswith(("norm.", "rep_logit.0.")):
+            name = "encoder." + name.replace("rep_logit.0.", "rep.")
+        elif name.startswith("head."):
+            name = "head.linear." + name[5:]
+        value = ours[name]
+        if key.endswith("inner_mixer.qkv.weight"):
+            value = rearrange(value, "(s n h c) i -> (s h c n) i", n=3, s=2, h=8)
+        elif key.endswith("inner_mixer.proj.weight"):
+            value = rearrange(value, "o (s h c) -> o (s c h)", s=2, h=8)
+        out[key] = value.reshape(shape).detach().cpu()
+    return out, cfg
+
+
+def inference_rows(
+    preset: str, frames: int, batch: int, args: argparse.Namespace, official: Callable | None
+) -> list[Row]:
+    device = torch.device(args.device)
+    case = f"{preset} T={frames} B={batch}"
+    reference = build(preset, frames, gcn=False, impl="math", device=device)
+    fast = fast_copy(reference)
+    x = torch.randn(batch, frames, 17, 3, device=device)
+    rows = []
+    with torch.inference_mode():
+        expected = reference(x)
+        gflop = count_gflop(lambda: reference(x[:1])) if batch > 1 else count_gflop(lambda: reference(x))
+        for name, model in (("reference (math, no fold)", reference), ("fast (auto SDPA, folded BN)", fast)):
+            med, low = timeit(lambda m=model: m(x), device, args.warmup, args.repeats)
+            diff = (model(x) - expected).abs().max().item()
+            rows.append(Row(case, name, params_m(model), gflop, med, low, batch, batch * frames, diff))
+        with_gcn = fast_copy(build(preset, frames, gcn=True, impl="math", device=device))
+        med, low = timeit(lambda: with_gcn(x), device, args.warmup, args.repeats)
+        gcn_flop = count_gflop(lambda: with_gcn(x[:1]))
+        name = "fast, with skeleton GCN (default)"
+        rows.append(
+            Row(case, name, params_m(with_gcn), gcn_flop, med, low, batch, batch * frames, note="own weights")
+        )
+        if official is not None and device.type == "cpu" and batch == 1:
+            sd, cfg = official_state_dict(reference, len(reference.encoder.blocks), frames)
+            med, low = timeit(lambda: official(sd, cfg, x), device, args.warmup, max(3, args.repeats // 2))
+            diff = (official(sd, cfg, x) - expected).abs().max().item()
+            name = "official layout (literal re-impl.)"
+            rows.append(Row(case, name, params_m(reference), gflop, med, low, batch, batch * frames, diff))
+        dtype = torch.bfloat16
+        with torch.autocast(device.type, dtype=dtype):
+            med, low = timeit(lambda: fast(x), device, args.warmup, args.repeats)
+            diff = (fast(x).float() - expected).abs().max().item()
+        rows.append(Row(case, f"fast + {device.type} bf16 autocast", params_m(fast), gflop, med, low, batch,
+                        batch * frames, diff, note="error vs fp32 reference"))  # fmt: skip
+        if args.compile:
+            compiled = torch.compile(fast)
+            start = time.perf_counter()
+            compiled(x)
+            sync(device)
+            compile_s = time.perf_counter() - start
+            med, low = timeit(lambda: compiled(x), device, args.warmup, args.repeats)
+            diff = (compiled(x) - expected).abs().max().item()
+            note = f"compile {compile_s:.0f} s"
+            rows.append(
+                Row(
+                    case,
+                    "fast + torch.compile",
+                    params_m(fast),
+                    gflop,
+                    med,
+                    low,
+                    batch,
+                    batch * frames,
+                    diff,
+                    note,
+                )
+            )
+    return rows
+
+
+def train_rows(args: argparse.Namespace) -> list[Row]:
+    device = torch.device(args.device)
+    frames, batch = 27, 16
+    case = f"train step small T={frames} B={batch}"
+    x = torch.randn(batch, frames, 17, 3, device=device)
+    y = torch.randn(batch, frames, 17, 3, device=device)
+    rows = []
+    for name, impl, fused in (
+        ("reference (math, AdamW foreach)", "math", False),
+        ("fast (auto, fused AdamW)", "auto", True),
+    ):
+        torch.manual_seed(0)
+        encoder = stapformer_preset("small", num_frames=frames, joint_gcn=False, attention_impl=impl)  # type: ignore[arg-type]
+        model = PoseLifter(encoder, PoseHead(512)).to(device).train()
+        opt = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=0.01, fused=fused)
+
+        def step(m: nn.Module = model, o: torch.optim.Optimizer = opt) -> None:
+            loss = (m(x) - y).norm(dim=-1).mean()
+            o.zero_grad(set_to_none=True)
+            loss.backward()
+            o.step()
+
+        with FlopCounterMode(display=False) as counter:
+            step()
+        med, low = timeit(step, device, args.warmup, args.repeats)
+        rows.append(Row(case, name, params_m(model), counter.get_total_flops() / 1e9, med, low, batch,
+                        batch * frames, note="fwd+bwd+AdamW"))  # fmt: skip
+    return rows
+
+
+def render(rows: list[Row], title: str) -> str:
+    lines = [f"### {title}", "", "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(r.cells()) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def environment(device: torch.device) -> str:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU, {torch.get_num_threads()} threads"
+    )
+    return (f"torch {torch.__version__}, {name}, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+            f"(other processes share the CPU when it is above 0)")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument(
+        "--compile", action="store_true", help="also time torch.compile (and its compile time)"
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument(
+        "--no-official", action="store_true", help="skip the official-layout re-implementation"
+    )
+    parser.add_argument("--out", type=Path, default=None, help="also write the tables as Markdown here")
+    args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: CUDA is not available")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.warmup, args.repeats = (1, 3) if args.quick else (2, 7)
+    official = None if args.no_official else load_official_reference()
+    device = torch.device(args.device)
+    sections = [f"Environment: {environment(device)}"]
+    rows = inference_rows("base", 243, 1, args, official) + inference_rows("small", 81, 16, args, official)
+    sections.append(render(rows, "Inference (fp32 unless noted, eval)"))
+    print(sections[-1], flush=True)
+    sections.append(render(train_rows(args), "Training step"))
+    print(sections[-1], flush=True)
+    text = "\n\n".join(sections) + "\n"
+    print(sections[0])
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""Small building blocks on channel-last tokens ``(..., C)``: batch norm, MLP, stochastic depth.
+
+STAPFormer keeps its features as ``(B, T, J, C)`` everywhere, so 1x1 convolutions are
+``nn.Linear`` and ``BatchNorm2d`` over ``(B, C, T, J)`` is :class:`TokenBatchNorm` (the same
+statistics: per channel over batch, frames and joints). Eval-mode batch norms can be folded
+into the neighbouring linear layer (:func:`fold_bn_after`, :func:`fold_bn_before`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+
+class TokenBatchNorm(nn.BatchNorm1d):
+    """Batch norm of channel-last tokens ``(..., C) -> (..., C)``.
+
+    Equivalent to ``BatchNorm2d(C)`` applied to the ``(B, C, T, J)`` view of ``(B, T, J, C)``;
+    same parameters and buffers (``weight, bias, running_mean, running_var, num_batches_tracked``).
+    """
+
+    def _check_input_dim(self, input: Tensor) -> None:
+        if input.dim() < 2:
+            raise ValueError(
+                f"TokenBatchNorm expects (..., {self.num_features}) tokens, got {tuple(input.shape)}"
+            )
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 4:  # (B, T, J, C) as a channels-last (B, C, T, J) view: the fastest CPU kernel
+            return super().forward(rearrange(x, "b t j c -> b c t j")).permute(0, 2, 3, 1)
+        return super().forward(x.reshape(-1, x.shape[-1])).view(x.shape)
+
+
+def bn_affine(bn: nn.BatchNorm1d | nn.BatchNorm2d) -> tuple[Tensor, Tensor]:
+    """Eval-mode batch norm as ``y = x * scale + shift``; returns ``(scale, shift)``, each ``(C,)``."""
+    if bn.running_var is None or bn.running_mean is None:
+        raise ValueError("cannot fold a batch norm without running statistics (track_running_stats=False)")
+    scale = torch.rsqrt(bn.running_var.double() + bn.eps)
+    shift = -bn.running_mean.double() * scale
+    if bn.affine:
+        scale = scale * bn.weight.double()
+        shift = shift * bn.weight.double() + bn.bias.double()
+    return scale, shift
+
+
+@torch.no_grad()
+def fold_bn_after(layer: nn.Linear | nn.Conv2d, bn: nn.BatchNorm1d | nn.BatchNorm2d) -> None:
+    """Fold ``bn(layer(x))`` into ``layer`` in place (exact, computed in float64)."""
+    scale, shift = bn_affine(bn)
+    weight = layer.weight.double()
+    weight = weight * scale.view(-1, *([1] * (weight.dim() - 1)))
+    bias = shift if layer.bias is None else layer.bias.double() * scale + shift
+    layer.weight.copy_(weight.to(layer.weight.dtype))
+    if layer.bias is None:
+        layer.bias = nn.Parameter(bias.to(layer.weight.dtype))
+    else:
+        layer.bias.copy_(bias.to(layer.bias.dtype))
+
+
+@torch.no_grad()
+def fold_bn_before(layer: nn.Linear, bn: nn.BatchNorm1d | nn.BatchNorm2d) -> None:
+    """Fold ``layer(bn(x))`` into ``layer`` in place (exact for a linear layer; not for padded convs)."""
+    scale, shift = bn_affine(bn)
+    weight = layer.weight.double()
+    bias = weight @ shift
+    if layer.bias is not None:
+        bias = bias + layer.bias.double()
+    layer.weight.copy_((weight * scale[None, :]).to(layer.weight.dtype))
+    if layer.bias is None:
+        layer.bias = nn.Parameter(bias.to(layer.weight.dtype))
+    else:
+        layer.bias.copy_(bias.to(layer.bias.dtype))
+
+
+#: Tokens per piece in :func:`chunked_tokens` (a ``1024 x 512`` float32 hidden layer is 2 MiB).
+INFERENCE_CHUNK = 1024
+
+
+def use_chunks(module: nn.Module) -> bool:
+    """Whether to run ``module`` piecewise: only in eval mode without autograd (inference)."""
+    return not module.training and not torch.is_grad_enabled()
+
+
+def chunked_tokens(
+    fn: Callable[[Tensor], Tensor], x: Tensor, dim_out: int, chunk: int = INFERENCE_CHUNK
+) -> Tensor:
+    """Apply a token-wise ``fn`` to ``x (..., C)`` in pieces of ``chunk`` tokens -> ``(..., dim_out)``.
+
+    Same result as ``fn(x)``; keeps wide intermediates (the MLP hidden layer) small and hot in cache
+    instead of allocating (and page-faulting) many-MiB temporaries, which dominates CPU inference.
+    """
+    flat = x.reshape(-1, x.shape[-1])
+    if flat.shape[0] <= chunk:
+        return fn(x)
+    out = flat.new_empty(flat.shape[0], dim_out)
+    for start in range(0, flat.shape[0], chunk):
+        out[start : start + chunk] = fn(flat[start : start + chunk])
+    return out.view(*x.shape[:-1], dim_out)
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: zero a whole residual branch per sample with probability ``p`` (training)."""
+
+    def __init__(self, p: float = 0.0) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"drop_path probability must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class FeedForward(nn.Module):
+    """The STAPFormer MLP on tokens: ``Linear -> BN -> GELU -> Linear -> BN`` (``(..., C) -> (..., C)``).
+
+    The official code writes it with 1x1 convolutions on ``(B, C, T, J)``; the math is the same.
+    """
+
+    def __init__(self, dim: int, hidden: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.norm1: nn.Module = TokenBatchNorm(hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+        self.norm2: nn.Module = TokenBatchNorm(dim)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if use_chunks(self):
+            return chunked_tokens(self._forward, x, self.fc2.out_features)
+        return self._forward(x)
+
+    def _forward(self, x: Tensor) -> Tensor:
+        x = self.drop(F.gelu(self.norm1(self.fc1(x))))
+        return self.drop(self.norm2(self.fc2(x)))
+
+    def fuse_(self) -> None:
+        """Fold both eval-mode batch norms into the linear layers (in place)."""
+        if isinstance(self.norm1, nn.BatchNorm1d):
+            fold_bn_after(self.fc1, self.norm1)
+            self.norm1 = nn.Identity()
+        if isinstance(self.norm2, nn.BatchNorm1d):
+            fold_bn_after(self.fc2, self.norm2)
+            self.norm2 = nn.Identity()
