@@ -21,6 +21,9 @@ from pose2met.lit.task import Pose2MetTask
 
 USAGE = """usage: pose2met {fit,validate,test,predict} [--config FILE ...] [--key value ...]
        pose2met data info FILE
+       pose2met infer --checkpoint CKPT --input KEYPOINTS --image-size W H [--output OUT.npz] ...
+       pose2met export --checkpoint CKPT --format onnx|torchscript --output FILE
+       pose2met viz compare|attention --checkpoint CKPT ...
 
 Train and evaluate (LightningCLI): `pose2met fit --help` lists every option.
 """
@@ -100,7 +103,13 @@ def main(argv: list[str] | None = None) -> int:
             print("usage: pose2met data info FILE", file=sys.stderr)
             return 2
         return info_main(argv[2:])
-    cli_main(argv)
+    if argv[0] in {"infer", "export", "viz"}:
+        from pose2met.infer import cli as infer_cli
+
+        entry = {"infer": infer_cli.infer_main, "export": infer_cli.export_main, "viz": infer_cli.viz_main}
+        return entry[argv[0]](argv[1:])
+    # the command line itself is read by LightningCLI (it warns when given both it and an equal list)
+    cli_main(None if argv == sys.argv[1:] else argv)
     return 0
 
 

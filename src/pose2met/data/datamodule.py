@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -143,12 +144,15 @@ class Pose2MetDataModule(L.LightningDataModule):
     def has_kcal(self) -> bool:
         return self.file.has_kcal
 
-    def _eval_labels(self, key: str) -> list[str]:
+    def _eval_labels(self, key: str, splits: Iterable[str] | None = None) -> list[str]:
         seqs = self.file.sequences
-        idx = np.concatenate(
-            [self.file.split_indices(s) for s in {self.hparams.val_split, self.hparams.test_split}]
-        )
+        splits = {self.hparams.val_split, self.hparams.test_split} if splits is None else set(splits)
+        idx = np.concatenate([self.file.split_indices(s) for s in sorted(splits)])
         return sorted({str(v) for v in seqs[key][idx]})
+
+    def split_actions(self, split: str) -> list[str]:
+        """Sorted action names present in ``split`` (the per-action rows of a pose protocol)."""
+        return self._eval_labels("action", [split])
 
     @property
     def actions(self) -> list[str]:

@@ -51,8 +51,13 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
+    from pose2met.lit.energy import TrainingStage  # deferred: lit.energy imports this module's users
+    from pose2met.lit.losses import PoseLossWeights
+
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        # the hyperparameters of a task hold these dataclasses (the unified schedule, the loss weights)
+        with torch.serialization.safe_globals([TrainingStage, PoseLossWeights]):
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError) as err:
         raise CheckpointError(
             f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {err})"

@@ -130,16 +130,13 @@ class Pose2MetTask(L.LightningModule):
             if split in self.metrics:
                 continue
             group: dict[str, torch.nn.Module] = {}
+            data_split = dm.hparams.val_split if split == "val" else dm.hparams.test_split
             if self.has_pose:
                 group["pose"] = (
-                    MPI3DHPProtocol(
-                        sequences=dm.sequence_names(
-                            dm.hparams.val_split if split == "val" else dm.hparams.test_split
-                        )
-                    )
+                    MPI3DHPProtocol(sequences=dm.sequence_names(data_split))
                     if self.pose_protocol == "3dhp"
                     else H36MProtocol(
-                        actions=dm.actions,
+                        actions=dm.split_actions(data_split),
                         exclude=MOTIONBERT_H36M_EXCLUDE if self.motionbert_exclude else None,
                     )
                 )

@@ -1,0 +1,66 @@
+"""Animated 3D skeleton of a predicted sequence: GIF (Pillow, ships with matplotlib) or MP4 (ffmpeg)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib import animation  # noqa: E402
+
+from pose2met.infer.outputs import write_atomic  # noqa: E402
+from pose2met.viz.skeleton import draw_skeleton_3d  # noqa: E402
+
+#: Longest animation drawn (frames beyond are skipped evenly, keeping the clip's duration).
+MAX_ANIMATION_FRAMES = 300
+
+
+class AnimationError(RuntimeError):
+    """An animation that cannot be written (e.g. MP4 without ffmpeg)."""
+
+
+def save_skeleton_animation(
+    joints: np.ndarray,
+    path: str | os.PathLike,
+    fps: float = 25.0,
+    size: float = 4.0,
+    dpi: int = 80,
+    max_frames: int = MAX_ANIMATION_FRAMES,
+) -> Path:
+    """Write ``joints (T, 17, 3)`` as an animated GIF or MP4 (chosen by the suffix), atomically.
+
+    Sequences longer than ``max_frames`` are subsampled evenly; the playback rate is lowered by the
+    same factor so the animation lasts as long as the clip.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".gif", ".mp4"):
+        raise AnimationError(f"{path}: animation name must end with .gif or .mp4")
+    if suffix == ".mp4" and not animation.writers.is_available("ffmpeg"):
+        raise AnimationError(f"{path}: MP4 needs ffmpeg on PATH (not found); use a .gif name instead")
+    joints = np.asarray(joints, dtype=np.float64)
+    if joints.ndim != 3 or joints.shape[1:] != (17, 3) or len(joints) == 0:
+        raise AnimationError(f"animation: expected joints (T, 17, 3) with T >= 1, got {joints.shape}")
+    step = max(1, int(np.ceil(len(joints) / max_frames)))
+    frames = np.arange(0, len(joints), step)
+    rate = max(fps / step, 1.0)
+    radius = max(float(np.abs(joints - joints[:, :1]).max()), 1e-6)
+    fig = plt.figure(figsize=(size, size))
+    ax = fig.add_subplot(projection="3d")
+
+    def draw(i: int) -> list:
+        ax.cla()
+        draw_skeleton_3d(ax, joints[frames[i]], radius=radius)
+        ax.set_title(f"frame {frames[i]}", fontsize=9)
+        return []
+
+    anim = animation.FuncAnimation(fig, draw, frames=len(frames), blit=False)
+    writer = animation.PillowWriter(fps=rate) if suffix == ".gif" else animation.FFMpegWriter(fps=rate)
+    try:
+        return write_atomic(path, lambda tmp: anim.save(str(tmp), writer=writer, dpi=dpi))
+    finally:
+        plt.close(fig)

@@ -1,0 +1,211 @@
+"""`pose2met infer` end to end on a tiny trained checkpoint: every input format, outputs, plots, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pose2met.infer.cli import infer_main, viz_main
+from pose2met.skeleton import JOINT_NAMES
+
+W, H = 1000.0, 800.0
+T = 23  # several overlapping windows of the 9-frame model
+
+
+def coco_sequence(t: int = T, seed: int = 0) -> np.ndarray:
+    """A plausible moving COCO-17 person ``(t, 17, 3)`` in pixels with scores."""
+    rng = np.random.default_rng(seed)
+    base = np.array(
+        [[500, 200], [490, 190], [510, 190], [480, 195], [520, 195], [460, 260], [540, 260], [450, 330],
+         [550, 330], [445, 400], [555, 400], [475, 420], [525, 420], [470, 520], [530, 520], [468, 620],
+         [532, 620]], dtype=float,
+    )  # fmt: skip
+    phase = np.linspace(0, 2 * np.pi, t)[:, None]
+    xy = base[None] + np.stack([20 * np.sin(phase), 5 * np.cos(phase)], -1)  # (t, 1, 2) sway
+    xy += rng.normal(0, 1.0, xy.shape)
+    score = rng.uniform(0.6, 1.0, (t, 17, 1))
+    return np.concatenate([xy, score], -1)
+
+
+def run_infer(ckpt: Path, inp: Path, out: Path, *extra: str) -> int:
+    args = ["--checkpoint", str(ckpt), "--input", str(inp), "--image-size", str(W), str(H)]
+    return infer_main([*args, "--output", str(out), "--device", "cpu", *extra])
+
+
+def check_record(rec: dict, t: int) -> None:
+    assert rec["joints_3d_mm"].shape == (t, 17, 3)
+    assert np.isfinite(rec["joints_3d_mm"]).all()
+    np.testing.assert_allclose(rec["joints_3d_mm"][:, 0], 0.0, atol=1e-6)  # root-relative
+    assert list(rec["joint_names"]) == list(JOINT_NAMES)
+    n = len(rec["window_start"])
+    assert rec["window_kcal_per_hour"].shape == rec["window_kcal_per_hour_std"].shape == (n,)
+    assert 0.0 <= float(rec["kcal_per_hour"]) <= 1000.0 and float(rec["kcal_per_hour_std"]) > 0
+    assert "millimetres" in str(rec["units"])
+
+
+def test_json_flat51_end_to_end(unified_checkpoint: Path, tmp_path: Path) -> None:
+    seq = coco_sequence()
+    frames = [{"keypoints": kp.reshape(-1).tolist(), "score": 0.9} for kp in seq]
+    frames[5] = {"keypoints": []}  # no person in frame 5
+    inp = tmp_path / "kp.json"
+    inp.write_text(json.dumps(frames))
+    out = tmp_path / "out.npz"
+    assert run_infer(unified_checkpoint, inp, out, "--fps", "25") == 0
+    rec = dict(np.load(out))
+    check_record(rec, T)
+    assert rec["missing_frames"].tolist() == [i == 5 for i in range(T)]
+    # windows of 9 with stride 4 over 23 frames: 0, 4, 8, 12 and one ending at the last frame
+    assert rec["window_start"].tolist() == [0, 4, 8, 12, 14]
+    # total kcal = rate x duration: 23 frames at 25 fps
+    assert float(rec["total_kcal"]) == pytest.approx(float(rec["kcal_per_hour"]) * T / 25 / 3600, rel=1e-6)
+    # the missing frame's 2D keypoints were interpolated between frames 4 and 6 (pelvis = mid-hips)
+    hips = 0.5 * (seq[:, 11, :2] + seq[:, 12, :2])
+    np.testing.assert_allclose(rec["keypoints_2d"][5, 0, :2], 0.5 * (hips[4] + hips[6]), atol=1e-3)
+    assert rec["keypoints_2d"][5, :, 2].max() == 0.0
+
+
+def test_json_person_lists_and_json_output(unified_checkpoint: Path, tmp_path: Path) -> None:
+    seq = coco_sequence(12)
+    other = coco_sequence(12, seed=1)
+    other[..., 0] += 300
+    frames = [
+        [{"keypoints": o.tolist(), "score": 0.3}, {"keypoints": kp.tolist(), "score": 0.95}]
+        for kp, o in zip(seq, other, strict=True)
+    ]
+    inp = tmp_path / "persons.json"
+    inp.write_text(json.dumps(frames))
+    out = tmp_path / "out.json"
+    assert run_infer(unified_checkpoint, inp, out, "--no-flip") == 0
+    rec = json.loads(out.read_text())
+    assert np.asarray(rec["joints_3d_mm"]).shape == (12, 17, 3)
+    assert rec["fps"] is None and "total_kcal" not in rec
+    # the higher-scoring person was taken: the h36m right wrist is COCO right wrist (10)
+    np.testing.assert_allclose(np.asarray(rec["keypoints_2d"])[:, 16, :2], seq[:, 10, :2], atol=1e-3)
+
+
+def test_npy_coco_matches_json(unified_checkpoint: Path, tmp_path: Path) -> None:
+    seq = coco_sequence()
+    np.save(tmp_path / "kp.npy", seq)
+    (tmp_path / "kp.json").write_text(json.dumps([{"keypoints": kp.tolist()} for kp in seq]))
+    assert run_infer(unified_checkpoint, tmp_path / "kp.npy", tmp_path / "a.npz") == 0
+    assert run_infer(unified_checkpoint, tmp_path / "kp.json", tmp_path / "b.npz") == 0
+    a, b = dict(np.load(tmp_path / "a.npz")), dict(np.load(tmp_path / "b.npz"))
+    check_record(a, T)
+    np.testing.assert_allclose(a["joints_3d_mm"], b["joints_3d_mm"], atol=1e-4)
+    assert float(a["kcal_per_hour"]) == pytest.approx(float(b["kcal_per_hour"]), abs=1e-4)
+
+
+def test_npz_h36m_xy_only_short_sequence(unified_checkpoint: Path, tmp_path: Path) -> None:
+    xy = np.random.default_rng(3).uniform(300, 700, (5, 17, 2))  # shorter than the 9-frame window
+    np.savez(tmp_path / "kp.npz", keypoints=xy)
+    out = tmp_path / "out.npz"
+    assert run_infer(unified_checkpoint, tmp_path / "kp.npz", out, "--layout", "h36m") == 0
+    rec = dict(np.load(out))
+    check_record(rec, 5)
+    assert rec["window_start"].tolist() == [0] and rec["window_frames"].tolist() == [5]
+    np.testing.assert_allclose(rec["keypoints_2d"][..., :2], xy, atol=1e-3)  # h36m order kept
+    np.testing.assert_array_equal(rec["keypoints_2d"][..., 2], 1.0)  # (T, 17, 2) -> score 1
+
+
+def png_ok(path: Path, size: tuple[int, int]) -> None:
+    image = np.asarray(Image.open(path).convert("RGB"))
+    assert image.shape[1::-1] == size
+    assert image.std() > 0 and len(np.unique(image.reshape(-1, 3), axis=0)) > 2
+
+
+def test_plots_and_gif(unified_checkpoint: Path, tmp_path: Path) -> None:
+    np.save(tmp_path / "kp.npy", coco_sequence())
+    plots = tmp_path / "plots"
+    assert run_infer(unified_checkpoint, tmp_path / "kp.npy", tmp_path / "o.npz", "--fps", "25",
+                     "--plot", str(plots), "--gif") == 0  # fmt: skip
+    png_ok(plots / "skeletons.png", (4 * 260, 2 * 260 + 40))  # 8 panels of 2.6 in + 0.4 in title, 100 dpi
+    png_ok(plots / "kcal_timeline.png", (640, 320))
+    gif = Image.open(plots / "skeleton.gif")
+    assert gif.n_frames == T
+
+
+def test_viz_compare_and_attention(unified_checkpoint: Path, synthmet_tiny: Path, tmp_path: Path) -> None:
+    base = ["--checkpoint", str(unified_checkpoint), "--device", "cpu"]
+    out = tmp_path / "compare.png"
+    assert viz_main(["compare", *base, "--data", str(synthmet_tiny), "--num", "3", "--output", str(out)]) == 0
+    png_ok(out, (3 * 320, 340))
+    att = tmp_path / "attention.png"
+    assert viz_main(["attention", *base, "--data", str(synthmet_tiny), "--output", str(att)]) == 0
+    png_ok(att, (3 * 440, 440))
+    np.save(tmp_path / "kp.npy", coco_sequence())
+    att2 = tmp_path / "attention2.png"
+    args = ["attention", *base, "--input", str(tmp_path / "kp.npy"), "--image-size", "1000", "800"]
+    assert viz_main([*args, "--output", str(att2)]) == 0
+    png_ok(att2, (3 * 440, 440))
+
+
+BAD_INPUTS = {
+    "empty file": ("kp.json", b""),
+    "wrong keypoint count": ("kp.json", json.dumps([{"keypoints": [1.0, 2.0, 0.9] * 16}]).encode()),
+    "all NaN": ("kp.npy", None),
+    "wrong array shape": ("kp.npy", "shape"),
+    "not json": ("kp.json", b"{not json"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_inputs_exit_nonzero_without_output(
+    case: str, unified_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    name, content = BAD_INPUTS[case]
+    inp = tmp_path / name
+    if content is None:
+        np.save(inp, np.full((10, 17, 3), np.nan))
+    elif content == "shape":
+        np.save(inp, np.zeros((10, 16, 3)))
+    else:
+        inp.write_bytes(content)
+    out = tmp_path / "out.npz"
+    assert run_infer(unified_checkpoint, inp, out) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
+    assert str(inp) in err
+    assert list(tmp_path.iterdir()) == [inp]  # no output, no temporary file
+
+
+def test_bad_checkpoints(unified_checkpoint: Path, checkpoint_3d_input: Path, tmp_path: Path, capsys) -> None:
+    np.save(tmp_path / "kp.npy", coco_sequence())
+    corrupt = tmp_path / "corrupt.ckpt"
+    corrupt.write_bytes(unified_checkpoint.read_bytes()[:1000])
+    for ckpt, words in ((corrupt, "not a readable"), (checkpoint_3d_input, "3d input")):
+        out = tmp_path / "out.npz"
+        assert run_infer(ckpt, tmp_path / "kp.npy", out) == 2
+        err = capsys.readouterr().err
+        assert words in err and str(ckpt) in err and err.count("\n") == 1
+        assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.ckpt", "kp.npy"]
+
+
+def test_pose2met_command_dispatches_infer(unified_checkpoint: Path, tmp_path: Path) -> None:
+    """`pose2met infer ...` (the console script's main) reaches the same entry point."""
+    from pose2met.cli import main
+
+    inp = tmp_path / "kp.npy"
+    np.save(inp, coco_sequence())
+    out = tmp_path / "out.json"
+    args = [
+        "infer",
+        "--checkpoint",
+        str(unified_checkpoint),
+        "--input",
+        str(inp),
+        "--image-size",
+        str(W),
+        str(H),
+    ]
+    assert main([*args, "--output", str(out), "--fps", "25"]) == 0
+    rec = json.loads(out.read_text())
+    assert np.asarray(rec["joints_3d_mm"]).shape == (T, 17, 3)
+    missing = tmp_path / "missing.ckpt"
+    bad = ["infer", "--checkpoint", str(missing), "--input", str(inp), "--image-size", str(W), str(H)]
+    assert main([*bad, "--output", str(tmp_path / "bad.npz")]) == 2
+    assert not (tmp_path / "bad.npz").exists()
