@@ -15,8 +15,12 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 
 CPU_ENCODER = {"depth": 4, "dim_feat": 64, "dim_rep": 256, "num_heads": 4}
 CPU_DATA = {"num_frames": 27, "batch_size": 32, "max_train_clips": 3072}
-CPU_TRAINER = {"max_epochs": 12, "check_val_every_n_epoch": 3}
+CPU_TRAINER = {"max_epochs": 10, "check_val_every_n_epoch": 5}
 SYNTH_KCAL = {"kcal_range": [0.0, 1000.0], "num_bins": 500}
+# The official velocity weight (20) traps these short CPU schedules in a plateau where the model
+# predicts x = 0 for every joint (measured: predicted x std 0.005 m vs 0.139 m in the targets after
+# 1152 steps; with velocity 0, x is learned within 60 steps). The paper recipes keep 20.
+CPU_POSE_LOSS = {"pose_loss_weights": {"mpjpe": 1.0, "n_mpjpe": 0.5, "velocity": 0.0}}
 
 RECIPES: dict[str, dict] = {
     # name: (model block, data block, overrides, header)
@@ -27,7 +31,7 @@ RECIPES: dict[str, dict] = {
         "encoder": CPU_ENCODER,
         "data_over": CPU_DATA,
         "trainer": CPU_TRAINER,
-        "task": {},
+        "task": CPU_POSE_LOSS,
     },
     "stapformer-s_synthmet-27f_cpu-eee": {
         "model": "eee",
@@ -65,12 +69,13 @@ RECIPES: dict[str, dict] = {
         "trainer": {},
         "task": {
             **SYNTH_KCAL,
+            **CPU_POSE_LOSS,
             "stages": [
-                {"name": "hpe", "epochs": 6, "pose_weight": 1.0, "kcal_weight": 0.0},
-                {"name": "joint", "epochs": 6, "pose_weight": 1.0, "kcal_weight": 1.0},
+                {"name": "hpe", "epochs": 5, "pose_weight": 1.0, "kcal_weight": 0.0},
+                {"name": "joint", "epochs": 5, "pose_weight": 1.0, "kcal_weight": 1.0},
             ],
         },
-        "trainer_extra": {"check_val_every_n_epoch": 3},
+        "trainer_extra": {"check_val_every_n_epoch": 5},
     },
     "stapformer-b_h36m-243f_2xb16-100e": {
         "model": "hpe",
