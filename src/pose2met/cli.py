@@ -7,7 +7,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import LightningModule, Trainer
@@ -63,14 +66,49 @@ class Pose2MetCLI(LightningCLI):
             default=True,
             help="after `fit`, run `test` on the best checkpoint and print the metrics",
         )
+        parser.add_argument(
+            "--results_json",
+            type=str | None,
+            default=None,
+            help="after testing, write the test metrics, parameter count and run folders to this JSON file",
+        )
         parser.link_arguments("data.num_frames", "model.init_args.encoder.init_args.num_frames")
+
+    def before_fit(self) -> None:
+        self._started = time.perf_counter()
 
     def after_fit(self) -> None:
         if not self.config_get("test_after_fit") or self.trainer.fast_dev_run or self.trainer.interrupted:
             return
         ckpt = self.trainer.checkpoint_callback
         best = ckpt.best_model_path if isinstance(ckpt, ModelCheckpoint) and ckpt.best_model_path else None
-        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best, weights_only=False)
+        dm = self.datamodule
+        results = self.trainer.test(self.model, datamodule=dm, ckpt_path=best, weights_only=False)
+        self.write_results(results, best)
+
+    def after_test(self) -> None:
+        if self.subcommand == "test":
+            metrics = {k: v for k, v in self.trainer.callback_metrics.items() if k.startswith("test/")}
+            self.write_results([metrics], self.config_get("ckpt_path"))
+
+    def write_results(self, results: list[dict[str, float]], checkpoint: str | None) -> None:
+        """Write ``--results_json`` (rank zero, atomically): test metrics, parameters, folders, wall time."""
+        path = self.config_get("results_json")
+        if not path or not self.trainer.is_global_zero:
+            return
+        metrics = {k: float(v) for r in results for k, v in r.items()}
+        record = {
+            "metrics": metrics,
+            "params": sum(p.numel() for p in self.model.parameters()),
+            "checkpoint": checkpoint,
+            "run_dir": str(run_dir(self.trainer)),
+            "wall_s": time.perf_counter() - getattr(self, "_started", time.perf_counter()),
+        }
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
+        os.replace(tmp, target)
 
     def config_get(self, key: str) -> Any:
         config = self.config.get(self.subcommand, self.config) if self.subcommand else self.config

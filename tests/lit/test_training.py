@@ -241,3 +241,25 @@ def test_cli_unknown_key_names_it(synthmet_tiny: Path, tmp_path: Path, capsys: p
         cli_main([*args, "--model.init_args.encoder.init_args.no_such_option", "3"])
     assert exc.value.code != 0
     assert "no_such_option" in capsys.readouterr().err
+
+
+def test_cli_results_json_after_fit(synthmet_tiny: Path, tmp_path: Path) -> None:
+    """`--results_json` holds the test metrics of the best checkpoint, the parameter count and the folders."""
+    import json
+
+    config = CONF / "experiment/stapformer-s_synthmet-27f_cpu-hpe.yaml"
+    args = cli_args(config, synthmet_tiny, tmp_path)
+    i = args.index("--trainer.fast_dev_run")
+    del args[i : i + 2]  # a real (tiny) fit, so that the best checkpoint is tested
+    out = tmp_path / "results" / "run.json"
+    extra = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
+             "--trainer.limit_val_batches", "2", "--trainer.limit_test_batches", "2",
+             "--trainer.check_val_every_n_epoch", "1", "--results_json", str(out)]  # fmt: skip
+    cli = cli_main(args + extra)
+    record = json.loads(out.read_text())
+    assert record["metrics"]["test/mpjpe"] > 0 and record["metrics"]["test/p_mpjpe"] > 0
+    assert record["metrics"]["test/mpjpe"] == pytest.approx(float(cli.trainer.callback_metrics["test/mpjpe"]))
+    assert record["params"] == sum(p.numel() for p in cli.model.parameters())
+    assert record["checkpoint"] and Path(record["checkpoint"]).is_file()
+    assert record["wall_s"] > 0
+    assert not out.with_name(out.name + ".tmp").exists()
