@@ -18,7 +18,7 @@ UNIFIED_CONFIG ?= conf/experiment/stapformer-s_synthmet-27f_cpu-unified.yaml
 POSE2MET := $(VENV)/bin/pose2met
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast lint format bench train-hpe train-eee train-eee-unified train data-synthmet
+.PHONY: help install test test-fast lint format bench train-hpe train-eee train-eee-unified train data-synthmet ablations ablations-quick
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}'
@@ -66,3 +66,9 @@ bench: $(STAMP) ## run the benchmarks (model, metrics, data loader, SynthMet) an
 	$(PY) bench/metrics.py
 	$(PY) bench/dataloader.py
 	$(PY) bench/synthmet.py
+
+ablations: $(STAMP) ## paper Tables 3-8 on SynthMet, 3 seeds (~2 h on 2 CPU cores, resumes); results/*.md; TABLES=t4,t7
+	$(PY) -m pose2met.ablations --full $(if $(TABLES),--tables $(TABLES))
+
+ablations-quick: $(STAMP) ## every ablation table, 1 seed, 32-step runs (~18 min, a smoke check); results/quick/*.md
+	$(PY) -m pose2met.ablations --quick $(if $(TABLES),--tables $(TABLES))
