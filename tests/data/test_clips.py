@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from data_tiny_files import frame_values
 
-from pose2met.data.clips import centered_clips, cover_clips, train_clips
+from pose2met.data.clips import centered_clips, cover_clips, evenly_spaced, train_clips
 from pose2met.data.datasets import ClipDataset
 from pose2met.data.reader import Pose2MetFile
 
@@ -119,3 +119,16 @@ def test_cover_respects_the_file_valid_mask(tiny_file: Callable[..., Path]) -> N
     f = Pose2MetFile(tiny_file(valid=valid))
     items = _items(ClipDataset(f, cover_clips(np.array([2]), np.array([25]), num_frames=25)))
     np.testing.assert_array_equal(items[0]["valid"].numpy(), valid[42:67])
+
+
+@pytest.mark.parametrize(
+    ("n", "k", "expected"),
+    [(10, 4, [0, 3, 6, 9]), (7, 1, [0]), (5, 5, [0, 1, 2, 3, 4]), (3, 9, [0, 1, 2]), (9, 3, [0, 4, 8])],
+)
+def test_evenly_spaced_indices(n: int, k: int, expected: list[int]) -> None:
+    assert evenly_spaced(n, k) == expected
+
+
+def test_evenly_spaced_rejects_empty_requests() -> None:
+    with pytest.raises(ValueError, match="k >= 1"):
+        evenly_spaced(5, 0)

@@ -158,6 +158,28 @@ def test_max_train_clips_is_a_seeded_subset_per_epoch(tiny_file: Callable[..., P
     assert _epoch_signature(loader_a) != epoch0
 
 
+def test_max_val_clips_spreads_over_the_split_and_leaves_test_alone(tiny_file: Callable[..., Path]) -> None:
+    path = tiny_file(splits=SPLITS4)
+    full, limited = (
+        _dm(path, val_split="train"),
+        _dm(path, val_split="train", max_val_clips=3, test_split="train"),
+    )
+    for dm in (full, limited):
+        dm.setup("fit")
+        dm.setup("test")
+    everything = _epoch_signature(full.val_dataloader())  # clips in order: sequence 0, then 1
+    picked = _epoch_signature(limited.val_dataloader())
+    assert len(everything) > 3 and len(picked) == 3 and set(picked) <= set(everything)
+    assert picked[0] == everything[0] and picked[-1] == everything[-1]  # both sequences represented
+    assert picked == _epoch_signature(limited.val_dataloader())  # the same clips every epoch
+    assert len(_epoch_signature(limited.test_dataloader())) == len(everything)
+    more_than_all = _dm(path, val_split="train", max_val_clips=99)
+    more_than_all.setup("validate")
+    assert _epoch_signature(more_than_all.val_dataloader()) == everything
+    with pytest.raises(ValueError, match="max_val_clips"):
+        _dm(path, max_val_clips=0)
+
+
 def test_two_persistent_workers_serve_the_same_clips(tiny_file: Callable[..., Path]) -> None:
     path = tiny_file(splits=SPLITS4)
     serial, workers = _dm(path), _dm(path, num_workers=2, persistent_workers=True)

@@ -82,7 +82,7 @@ def build_command(
         "--seed_everything", str(spec.seed),
         "--data.max_train_clips", str(budget.max_train_clips),
         "--trainer.check_val_every_n_epoch", "1",
-        "--trainer.limit_val_batches", str(budget.limit_val_batches),
+        "--data.max_val_clips", str(budget.max_val_clips),
         "--model.init_args.test_flip", str(budget.test_flip).lower(),
         "--trainer.logger.init_args.save_dir", str(paths.work / logger),
         "--trainer.logger.init_args.name", spec.run_id,

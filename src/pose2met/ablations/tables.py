@@ -75,7 +75,7 @@ class Budget:
     seeds: tuple[int, ...]
     max_epochs: int
     max_train_clips: int
-    limit_val_batches: int
+    max_val_clips: int
     limit_test_batches: int | None = None
     test_flip: bool = False
     frames: tuple[int, ...] = (9, 27, 81)
@@ -100,7 +100,7 @@ class Budget:
         test = "all" if self.limit_test_batches is None else str(self.limit_test_batches)
         return (
             f"Budget `{self.name}`: {self.max_epochs} epochs on {self.max_train_clips} train clips, "
-            f"{self.limit_val_batches} val batches per epoch, {test} test batches, "
+            f"{self.max_val_clips} val clips (spread over the split) per epoch, {test} test batches, "
             f"test-time flip {'on' if self.test_flip else 'off'}"
         )
 
@@ -111,12 +111,12 @@ QUICK = Budget(
     seeds=(0,),
     max_epochs=2,
     max_train_clips=512,
-    limit_val_batches=4,
+    max_val_clips=128,
     frames=(9, 27),
     timing_repeats=10,
 )
 #: ``--full``: three seeds, every cell.
-FULL = Budget("full", seeds=(0, 1, 2), max_epochs=4, max_train_clips=1024, limit_val_batches=6)
+FULL = Budget("full", seeds=(0, 1, 2), max_epochs=4, max_train_clips=1024, max_val_clips=192)
 BUDGETS = {"quick": QUICK, "full": FULL}
 
 
@@ -232,7 +232,7 @@ def estimate_seconds(settings: RunSettings, budget: Budget) -> float:
         scale *= 1 + 0.1 * (9 / (settings.stride[0] * settings.stride[1]) - 1)
     train = budget.max_train_clips * budget.max_epochs * SECONDS_PER_CLIP * scale
     batch = SECONDS_PER_EVAL_BATCH * ratio**0.6
-    val = budget.limit_val_batches * budget.max_epochs * batch
+    val = math.ceil(budget.max_val_clips / 32) * budget.max_epochs * batch
     test_batches = math.ceil(TEST_FRAMES / settings.frames / 32)
     if budget.limit_test_batches is not None:
         test_batches = min(test_batches, budget.limit_test_batches)

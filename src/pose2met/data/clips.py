@@ -139,3 +139,12 @@ def interpolate_frames(values: np.ndarray, positions: np.ndarray) -> np.ndarray:
     hi = np.minimum(lo + 1, len(values) - 1)
     w = (positions - lo).astype(values.dtype).reshape(-1, *([1] * (values.ndim - 1)))
     return values[lo] * (1 - w) + values[hi] * w
+
+
+def evenly_spaced(n: int, k: int) -> list[int]:
+    """``k`` indices spread evenly over ``range(n)`` (first and last included; all of them if k >= n)."""
+    if n < 1 or k < 1:
+        raise ValueError(f"evenly_spaced: need n >= 1 and k >= 1, got n={n}, k={k}")
+    if k >= n:
+        return list(range(n))
+    return np.unique(np.linspace(0, n - 1, k).round().astype(np.int64)).tolist()

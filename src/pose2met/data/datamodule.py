@@ -9,9 +9,9 @@ from typing import Literal
 import lightning as L
 import numpy as np
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, Subset
 
-from pose2met.data.clips import ClipTable, centered_clips, cover_clips, train_clips
+from pose2met.data.clips import ClipTable, centered_clips, cover_clips, evenly_spaced, train_clips
 from pose2met.data.datasets import ClipDataset
 from pose2met.data.h5format import SPLITS, SchemaError
 from pose2met.data.reader import Pose2MetFile
@@ -51,6 +51,10 @@ class Pose2MetDataModule(L.LightningDataModule):
         test_split: split used for test and predict.
         max_train_clips: draw this many training clips per epoch (a fresh random subset each
             epoch, deterministic under ``seed``); ``None`` uses all.
+        max_val_clips: validate on this many clips spread evenly over the validation split (the
+            same clips every epoch, every action represented); ``None`` uses all. Unlike the
+            trainer's ``limit_val_batches``, which keeps the first batches (the first sequences,
+            often a single action), the subset stays representative.
         seed: seed of the training order and subsets (epoch ``e`` uses ``seed + e``).
     """
 
@@ -76,6 +80,7 @@ class Pose2MetDataModule(L.LightningDataModule):
         val_split: str = "val",
         test_split: str = "test",
         max_train_clips: int | None = None,
+        max_val_clips: int | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -95,6 +100,7 @@ class Pose2MetDataModule(L.LightningDataModule):
             ("train_stride", train_stride),
             ("eval_batch_size", eval_batch_size),
             ("max_train_clips", max_train_clips),
+            ("max_val_clips", max_val_clips),
         ):
             if value is not None and value < 1:
                 raise ValueError(f"Pose2MetDataModule: {name} must be >= 1 or None, got {value}")
@@ -272,7 +278,9 @@ class Pose2MetDataModule(L.LightningDataModule):
         some clips twice in the energy metrics; the unrepeated sampler keeps every clip once.
         """
         hp = self.hparams
-        dataset = self._require(role)
+        dataset: Dataset = self._require(role)
+        if role == "val" and hp.max_val_clips is not None and hp.max_val_clips < len(dataset):
+            dataset = Subset(dataset, evenly_spaced(len(dataset), hp.max_val_clips))
         trainer = self.trainer
         sampler = None
         if trainer is not None and trainer.world_size > 1:
