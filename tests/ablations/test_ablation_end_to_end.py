@@ -20,7 +20,7 @@ TINY = {"depth": 1, "dim_feat": 16, "dim_rep": 32, "num_heads": 2}
 
 
 def test_runner_end_to_end_on_synthmet_tiny(synthmet_tiny: Path, tmp_path: Path) -> None:
-    tiny = {"max_train_clips": 8, "max_val_clips": 8, "limit_test_batches": 2}
+    tiny = {"max_train_clips": 8, "max_val_clips": 8, "max_test_clips": 8}
     budget = Budget("test", seeds=(0,), max_epochs=1, frames=(9,), kernels=(3,), strides=(3,), **tiny)
     enc = "--model.init_args.encoder.init_args."
     extra = [

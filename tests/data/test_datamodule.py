@@ -158,7 +158,7 @@ def test_max_train_clips_is_a_seeded_subset_per_epoch(tiny_file: Callable[..., P
     assert _epoch_signature(loader_a) != epoch0
 
 
-def test_max_val_clips_spreads_over_the_split_and_leaves_test_alone(tiny_file: Callable[..., Path]) -> None:
+def test_max_val_and_test_clips_spread_over_the_split(tiny_file: Callable[..., Path]) -> None:
     path = tiny_file(splits=SPLITS4)
     full, limited = (
         _dm(path, val_split="train"),
@@ -173,6 +173,9 @@ def test_max_val_clips_spreads_over_the_split_and_leaves_test_alone(tiny_file: C
     assert picked[0] == everything[0] and picked[-1] == everything[-1]  # both sequences represented
     assert picked == _epoch_signature(limited.val_dataloader())  # the same clips every epoch
     assert len(_epoch_signature(limited.test_dataloader())) == len(everything)
+    test_limited = _dm(path, test_split="train", max_test_clips=3)
+    test_limited.setup("test")
+    assert _epoch_signature(test_limited.test_dataloader()) == picked
     more_than_all = _dm(path, val_split="train", max_val_clips=99)
     more_than_all.setup("validate")
     assert _epoch_signature(more_than_all.val_dataloader()) == everything

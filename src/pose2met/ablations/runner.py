@@ -94,8 +94,8 @@ def build_command(
         cmd += ["--model.init_args.stages", json.dumps(budget.unified_stages())]
     else:
         cmd += ["--trainer.max_epochs", str(budget.max_epochs)]
-    if budget.limit_test_batches is not None:
-        cmd += ["--trainer.limit_test_batches", str(budget.limit_test_batches)]
+    if budget.max_test_clips is not None:
+        cmd += ["--data.max_test_clips", str(budget.max_test_clips)]
     if logger == "wandb":
         cmd += ["--trainer.logger.init_args.group", spec.group]
     if init_from:

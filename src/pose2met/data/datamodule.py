@@ -55,6 +55,8 @@ class Pose2MetDataModule(L.LightningDataModule):
             same clips every epoch, every action represented); ``None`` uses all. Unlike the
             trainer's ``limit_val_batches``, which keeps the first batches (the first sequences,
             often a single action), the subset stays representative.
+        max_test_clips: the same for the test (and predict) split; ``None`` (default) tests on
+            every clip, which is what a protocol's reported numbers need.
         seed: seed of the training order and subsets (epoch ``e`` uses ``seed + e``).
     """
 
@@ -81,6 +83,7 @@ class Pose2MetDataModule(L.LightningDataModule):
         test_split: str = "test",
         max_train_clips: int | None = None,
         max_val_clips: int | None = None,
+        max_test_clips: int | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -101,6 +104,7 @@ class Pose2MetDataModule(L.LightningDataModule):
             ("eval_batch_size", eval_batch_size),
             ("max_train_clips", max_train_clips),
             ("max_val_clips", max_val_clips),
+            ("max_test_clips", max_test_clips),
         ):
             if value is not None and value < 1:
                 raise ValueError(f"Pose2MetDataModule: {name} must be >= 1 or None, got {value}")
@@ -279,8 +283,9 @@ class Pose2MetDataModule(L.LightningDataModule):
         """
         hp = self.hparams
         dataset: Dataset = self._require(role)
-        if role == "val" and hp.max_val_clips is not None and hp.max_val_clips < len(dataset):
-            dataset = Subset(dataset, evenly_spaced(len(dataset), hp.max_val_clips))
+        limit = hp.max_val_clips if role == "val" else hp.max_test_clips
+        if limit is not None and limit < len(dataset):
+            dataset = Subset(dataset, evenly_spaced(len(dataset), limit))
         trainer = self.trainer
         sampler = None
         if trainer is not None and trainer.world_size > 1:
