@@ -19,7 +19,7 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
 from pose2met.data.datamodule import Pose2MetDataModule
-from pose2met.lit.callbacks import run_dir
+from pose2met.lit.callbacks import StageAwareCheckpoint, run_dir
 from pose2met.lit.task import Pose2MetTask
 
 USAGE = """usage: pose2met {fit,validate,test,predict} [--config FILE ...] [--key value ...]
@@ -50,7 +50,7 @@ class Pose2MetCLI(LightningCLI):
     """LightningCLI with a default checkpoint callback, argument links and test-after-fit."""
 
     def add_arguments_to_parser(self, parser: Any) -> None:
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(StageAwareCheckpoint, "checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/loss",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
@@ -12,6 +13,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from pose2met.cli import cli_main
 from pose2met.data.datamodule import Pose2MetDataModule
 from pose2met.lit import EnergyTask, HPETask, TrainingStage
+from pose2met.lit.callbacks import StageAwareCheckpoint
 from pose2met.models import STAPFormer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -129,6 +131,29 @@ def test_unified_schedule_freezes_calorie_head_in_hpe_stage(synthmet_tiny: Path,
     )
     results = trainer.test(task, datamodule=datamodule(synthmet_tiny), verbose=False)[0]
     assert {"test/mpjpe", "test/mae", "test/known/mae"} <= set(results)
+
+
+def test_best_checkpoint_never_comes_from_a_stage_without_kcal(synthmet_tiny: Path, tmp_path: Path) -> None:
+    stages = [TrainingStage("hpe", 2, 1.0, 0.0), TrainingStage("joint", 1, 1.0, 1.0)]
+    task = EnergyTask(tiny_encoder(), setting="unified", stages=stages, kcal_range=(0.0, 1000.0))
+    # save_top_k=-1 keeps every candidate epoch: a plain ModelCheckpoint would keep all three
+    ckpt = StageAwareCheckpoint(
+        dirpath=tmp_path / "ckpt", monitor="val/mae", save_top_k=-1, filename="{epoch}"
+    )
+    trainer = tiny_trainer(tmp_path, max_epochs=3, enable_checkpointing=True, callbacks=[ckpt])
+    trainer.fit(task, datamodule=datamodule(synthmet_tiny))
+    assert sorted(Path(p).name for p in ckpt.best_k_models) == ["epoch=2.ckpt"]
+    assert Path(ckpt.best_model_path).name == "epoch=2.ckpt"
+
+
+def test_stage_aware_checkpoint_defers_to_the_module() -> None:
+    ckpt = StageAwareCheckpoint(monitor="val/mae")
+    value = torch.tensor(1.0)
+    plain = SimpleNamespace(lightning_module=object())  # no selectable_epoch: ModelCheckpoint's rule
+    assert ckpt.check_monitor_top_k(plain, value)  # type: ignore[arg-type]
+    for selectable in (True, False):
+        trainer = SimpleNamespace(lightning_module=SimpleNamespace(selectable_epoch=lambda s=selectable: s))
+        assert ckpt.check_monitor_top_k(trainer, value) is selectable  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("setting", ["hpe", "standard", "3d_input"])

@@ -1,4 +1,4 @@
-"""Callbacks: validation figures (skeletons, kcal scatter) and an end-of-run summary."""
+"""Callbacks: stage-aware checkpoint selection, validation figures (skeletons, kcal scatter), run summary."""
 
 from __future__ import annotations
 
@@ -29,6 +29,23 @@ def run_dir(trainer: L.Trainer) -> Path:
     if logger is not None and logger.log_dir:
         return Path(logger.log_dir)
     return Path(trainer.default_root_dir)
+
+
+class StageAwareCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` whose best-by-metric choice skips epochs the module marks unselectable.
+
+    A staged schedule (unified: an HPE stage, then the joint stage) validates every epoch, but an
+    epoch whose stage leaves a head untrained must not become the "best" checkpoint: after the HPE
+    stage the calorie head still outputs its initial, nearly flat distribution, whose argmax MAE
+    can beat a trained one by chance. Modules expose ``selectable_epoch() -> bool``; modules
+    without it are handled exactly as by ``ModelCheckpoint``. ``save_last`` is unaffected.
+    """
+
+    def check_monitor_top_k(self, trainer: L.Trainer, current: torch.Tensor | None = None) -> bool:
+        selectable = getattr(trainer.lightning_module, "selectable_epoch", None)
+        if callable(selectable) and not selectable():
+            return False
+        return super().check_monitor_top_k(trainer, current)
 
 
 class ValidationFigures(L.Callback):

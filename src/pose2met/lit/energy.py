@@ -119,6 +119,11 @@ class EnergyTask(Pose2MetTask):
                 return stage
         return self.stages[-1]
 
+    def selectable_epoch(self) -> bool:
+        """Whether this epoch may be the best checkpoint: not in a stage that leaves kcal untrained."""
+        stage = self.current_stage()
+        return stage is None or stage.kcal_weight > 0
+
     def loss_weights(self) -> tuple[float, float]:
         stage = self.current_stage()
         return (1.0, 1.0) if stage is None else (stage.pose_weight, stage.kcal_weight)
