@@ -15,6 +15,9 @@ from pose2met.ablations.tables import RunSettings
 from pose2met.models import PoseHead, PoseLifter, STAPFormer
 from pose2met.skeleton import NUM_JOINTS
 
+#: Untimed calls before timing (thread pools, allocator, caches).
+WARMUP = 10
+
 
 @dataclass(frozen=True)
 class Cost:
@@ -64,14 +67,14 @@ def measure(settings: RunSettings, root: Path, *, repeats: int = 0, device: str 
         if repeats <= 0:
             return Cost(params, gflops)
         times = []
-        for i in range(repeats + 3):  # 3 warm-up calls
+        for i in range(repeats + WARMUP):
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
             start = time.perf_counter()
             model(x)
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
-            if i >= 3:
+            if i >= WARMUP:
                 times.append(time.perf_counter() - start)
     median = statistics.median(times)
     return Cost(params, gflops, median * 1e3, settings.frames / median)

@@ -12,7 +12,7 @@ import numpy as np
 
 from pose2met.ablations import claims
 from pose2met.ablations.claims import Stat, Verdict
-from pose2met.ablations.profile import Cost, measure
+from pose2met.ablations.profile import WARMUP, Cost, measure
 from pose2met.ablations.runner import Paths, load_result
 from pose2met.ablations.tables import Budget, RunSettings, RunSpec, table_cells
 
@@ -168,7 +168,8 @@ def markdown(table: str, rows: Sequence[TableRow], budget: Budget, checks: Seque
     lines = [f"## {TITLES[table]}", ""]
     if table == "t5":
         lines.append(
-            f"Median of {budget.timing_repeats} batch-1 forward passes (eval, inference_mode) of the "
+            f"Median of {budget.timing_repeats} batch-1 forward passes after {WARMUP} untimed ones "
+            "(eval, inference_mode) of the "
             "CPU-recipe encoder + pose head; GFLOPs of one clip from `FlopCounterMode`."
         )
     else:

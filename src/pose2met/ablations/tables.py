@@ -85,7 +85,7 @@ class Budget:
     strides: tuple[int, ...] = (1, 2, 3)
     mixers: tuple[str, ...] = ("stconv", "mixste", "stc")
     energy: tuple[str, ...] = tuple(ENERGY_TASKS)
-    timing_repeats: int = 20
+    timing_repeats: int = 200
 
     def unified_stages(self) -> list[dict[str, object]]:
         """HPE stage then joint stage, ``max_epochs`` in total like the other energy settings."""
@@ -115,7 +115,7 @@ QUICK = Budget(
     max_train_clips=512,
     max_val_clips=128,
     frames=(9, 27),
-    timing_repeats=10,
+    timing_repeats=50,
 )
 #: ``--full``: three seeds, every cell.
 FULL = Budget(
