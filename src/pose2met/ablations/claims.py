@@ -67,7 +67,7 @@ def longer_t_is_better(p1: dict[int, Stat]) -> Verdict:
 def stap_beats_off(metric: dict[tuple[str, bool], Stat], name: str, unit: str = "") -> Verdict:
     """For every group (mixer or setting), the STAP-on cell beats the STAP-off cell."""
     claim = f"STAP on beats off ({name}) for every {'mixer' if name == 'P1' else 'setting'}"
-    groups = sorted({g for g, _ in metric}, key=list(dict.fromkeys(g for g, _ in metric)).index)
+    groups = list(dict.fromkeys(g for g, _ in metric))  # first-seen order
     wins, details = [], []
     for g in groups:
         on, off = metric.get((g, True)), metric.get((g, False))
@@ -84,7 +84,7 @@ def stap_beats_off(metric: dict[tuple[str, bool], Stat], name: str, unit: str = 
 def kernel_and_stride(p1: dict[tuple[int, int], Stat]) -> Verdict:
     """k=5 beats k=3 at every stride, and s=2 beats both s=1 and s=3 at every kernel."""
     claim = "k=5 is better than k=3, and s=2 better than s=1 and s=3 (P1)"
-    wins, details = [], []
+    details: list[str] = []
     strides = sorted({s for _, s in p1})
     kernels = sorted({k for k, _ in p1})
     k_wins = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,7 @@ from pose2met.ablations import claims
 from pose2met.ablations.claims import Stat, Verdict
 from pose2met.ablations.profile import WARMUP, Cost, measure
 from pose2met.ablations.runner import Paths, load_result
-from pose2met.ablations.tables import Budget, RunSettings, RunSpec, table_cells
+from pose2met.ablations.tables import Budget, RunSettings, run_id, table_cells
 
 TITLES = {
     "t4": "Table 4 — frame count T (HPE, SynthMet)",
@@ -106,22 +106,17 @@ def collect(
         runs: list[str] = []
         if any(src in PROFILED for src in sources):
             measured = profile(cell.settings, budget.timing_repeats if table == "t5" else 0)
+            value = asdict(measured)  # params, gflops, ms, fps
             for src in sources:
-                value = {
-                    "gflops": measured.gflops,
-                    "ms": measured.ms,
-                    "fps": measured.fps,
-                    "params": measured.params,
-                }
                 if src in PROFILED or table == "t5":
                     stats[src] = aggregate([v] if (v := value[src]) is not None else [])
         if table != "t5":
             records = []
             for seed in budget.seeds:
-                run_id = RunSpec(cell.settings, seed).run_id
-                runs.append(run_id)
-                if paths.json(run_id).exists():
-                    records.append(load_result(paths.json(run_id)))
+                name = run_id(cell.settings, seed)
+                runs.append(name)
+                if paths.json(name).exists():
+                    records.append(load_result(paths.json(name)))
             for src in sources:
                 if src in stats:
                     continue

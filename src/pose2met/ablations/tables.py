@@ -133,6 +133,11 @@ class Cell:
     settings: RunSettings
 
 
+def run_id(settings: RunSettings, seed: int) -> str:
+    """Name of one training run, e.g. ``hpe-T27-k3x3-s3x3-stc-stap-seed0``."""
+    return f"{settings.key}-seed{seed}"
+
+
 @dataclass
 class RunSpec:
     """One training run (settings + seed), possibly shared by several tables."""
@@ -143,13 +148,13 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        return f"{self.settings.key}-seed{self.seed}"
+        return run_id(self.settings, self.seed)
 
     @property
     def depends_on(self) -> str | None:
         """``run_id`` of the run whose checkpoint this one starts from, if any."""
         pre = self.settings.pretrain
-        return None if pre is None else f"{pre.key}-seed{self.seed}"
+        return None if pre is None else run_id(pre, self.seed)
 
     @property
     def group(self) -> str:
@@ -204,7 +209,7 @@ def expand(tables: list[str], budget: Budget) -> list[RunSpec]:
         pre = settings.pretrain
         if pre is not None:
             add(pre, seed, table)
-        spec = runs.setdefault(f"{settings.key}-seed{seed}", RunSpec(settings, seed))
+        spec = runs.setdefault(run_id(settings, seed), RunSpec(settings, seed))
         if table not in spec.tables:
             spec.tables.append(table)
 
