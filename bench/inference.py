@@ -12,7 +12,10 @@ Rows: the *reference* path is the same model with plain matmul attention
 the same weights (batch-norm statistics randomized as in a trained model); ``max |diff|`` is the
 largest absolute difference of the fast output from the reference output. The official-layout row
 runs the literal re-implementation of the official forward kept in ``tests/models/test_compat.py``.
-Times are medians (and minima) over repeats after warm-up.
+The paths of one case are timed interleaved, one call each per round, so that a slow spell of a
+shared machine hits all of them alike; times are medians (and minima) over the rounds after warm-up,
+and ``speed-up`` is the median over rounds of the reference time divided by the path's time in the
+same round (drift-robust, unlike a ratio of medians taken minutes apart).
 """
 
 from __future__ import annotations
@@ -49,13 +52,15 @@ class Row:
     frames: int
     max_diff: float | None = None
     note: str = ""
+    speedup: float | None = None
 
     def cells(self) -> list[str]:
         ms_seq = self.ms_median / self.per_seq
         fps = self.frames / (self.ms_median / 1e3)
         diff = "" if self.max_diff is None else f"{self.max_diff:.2e}"
+        speedup = "" if self.speedup is None else f"{self.speedup:.2f}x"
         return [self.case, self.path, f"{self.params_m:.2f}M", f"{self.gflop:.1f}", f"{self.ms_median:.0f}",
-                f"{self.ms_min:.0f}", f"{ms_seq:.1f}", f"{fps:.0f}", diff, self.note]  # fmt: skip
+                f"{self.ms_min:.0f}", f"{ms_seq:.1f}", f"{fps:.0f}", speedup, diff, self.note]  # fmt: skip
 
 
 HEADER = [
@@ -67,6 +72,7 @@ HEADER = [
     "ms (min)",
     "ms/seq",
     "frames/s",
+    "speed-up",
     "max |diff|",
     "note",
 ]
@@ -77,18 +83,35 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timeit(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> tuple[float, float]:
-    """Median and minimum wall time in ms."""
+@dataclass
+class Timing:
+    ms_median: float
+    ms_min: float
+    speedup: float  # median over rounds of (first path's time / this path's time)
+
+
+def time_interleaved(
+    fns: dict[str, Callable[[], object]], device: torch.device, warmup: int, repeats: int
+) -> dict[str, Timing]:
+    """Time several paths round-robin (one call of each per round); the first path is the baseline."""
     for _ in range(warmup):
-        fn()
-    sync(device)
-    times = []
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times), min(times)
+        for name, fn in fns.items():
+            sync(device)
+            start = time.perf_counter()
+            fn()
+            sync(device)
+            times[name].append((time.perf_counter() - start) * 1e3)
+    base = times[next(iter(fns))]
+    return {
+        name: Timing(
+            statistics.median(ts), min(ts), statistics.median(b / t for b, t in zip(base, ts, strict=True))
+        )
+        for name, ts in times.items()
+    }
 
 
 def count_gflop(fn: Callable[[], object]) -> float:
@@ -176,57 +199,63 @@ def inference_rows(
     case = f"{preset} T={frames} B={batch}"
     reference = build(preset, frames, gcn=False, impl="math", device=device)
     fast = fast_copy(reference)
+    with_gcn = fast_copy(build(preset, frames, gcn=True, impl="math", device=device))
     x = torch.randn(batch, frames, 17, 3, device=device)
-    rows = []
+    # name -> (forward, params in M, GFLOP of one sequence, compare with the reference?, note)
+    paths: dict[str, tuple[Callable[[], torch.Tensor], float, float, bool, str]] = {}
+
+    def one_sequence_gflop(model: nn.Module) -> float:
+        return count_gflop(lambda: model(x[:1]))
+
+    def bf16_forward() -> torch.Tensor:
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            return fast(x)
+
     with torch.inference_mode():
         expected = reference(x)
-        gflop = count_gflop(lambda: reference(x[:1])) if batch > 1 else count_gflop(lambda: reference(x))
-        for name, model in (("reference (math, no fold)", reference), ("fast (auto SDPA, folded BN)", fast)):
-            med, low = timeit(lambda m=model: m(x), device, args.warmup, args.repeats)
-            diff = (model(x) - expected).abs().max().item()
-            rows.append(Row(case, name, params_m(model), gflop, med, low, batch, batch * frames, diff))
-        with_gcn = fast_copy(build(preset, frames, gcn=True, impl="math", device=device))
-        med, low = timeit(lambda: with_gcn(x), device, args.warmup, args.repeats)
-        gcn_flop = count_gflop(lambda: with_gcn(x[:1]))
-        name = "fast, with skeleton GCN (default)"
-        rows.append(
-            Row(case, name, params_m(with_gcn), gcn_flop, med, low, batch, batch * frames, note="own weights")
+        gflop = one_sequence_gflop(reference)
+        paths["reference (math, no fold)"] = (lambda: reference(x), params_m(reference), gflop, True, "")
+        paths["fast (auto SDPA, folded BN)"] = (lambda: fast(x), params_m(fast), gflop, True, "")
+        paths["fast, with skeleton GCN (default)"] = (
+            lambda: with_gcn(x),
+            params_m(with_gcn),
+            one_sequence_gflop(with_gcn),
+            False,
+            "own weights",
         )
         if official is not None and device.type == "cpu" and batch == 1:
             sd, cfg = official_state_dict(reference, len(reference.encoder.blocks), frames)
-            med, low = timeit(lambda: official(sd, cfg, x), device, args.warmup, max(3, args.repeats // 2))
-            diff = (official(sd, cfg, x) - expected).abs().max().item()
-            name = "official layout (literal re-impl.)"
-            rows.append(Row(case, name, params_m(reference), gflop, med, low, batch, batch * frames, diff))
-        dtype = torch.bfloat16
-        with torch.autocast(device.type, dtype=dtype):
-            med, low = timeit(lambda: fast(x), device, args.warmup, args.repeats)
-            diff = (fast(x).float() - expected).abs().max().item()
-        rows.append(Row(case, f"fast + {device.type} bf16 autocast", params_m(fast), gflop, med, low, batch,
-                        batch * frames, diff, note="error vs fp32 reference"))  # fmt: skip
+            paths["official layout (literal re-impl.)"] = (
+                lambda: official(sd, cfg, x),
+                params_m(reference),
+                gflop,
+                True,
+                "",
+            )
+        paths[f"fast + {device.type} bf16 autocast"] = (
+            bf16_forward,
+            params_m(fast),
+            gflop,
+            True,
+            "error vs fp32 reference",
+        )
         if args.compile:
             compiled = torch.compile(fast)
             start = time.perf_counter()
             compiled(x)
             sync(device)
-            compile_s = time.perf_counter() - start
-            med, low = timeit(lambda: compiled(x), device, args.warmup, args.repeats)
-            diff = (compiled(x) - expected).abs().max().item()
-            note = f"compile {compile_s:.0f} s"
-            rows.append(
-                Row(
-                    case,
-                    "fast + torch.compile",
-                    params_m(fast),
-                    gflop,
-                    med,
-                    low,
-                    batch,
-                    batch * frames,
-                    diff,
-                    note,
-                )
-            )
+            note = f"compile {time.perf_counter() - start:.0f} s"
+            paths["fast + torch.compile"] = (lambda: compiled(x), params_m(fast), gflop, True, note)
+
+        forwards = {name: path[0] for name, path in paths.items()}
+        timings = time_interleaved(forwards, device, args.warmup, args.repeats)
+        rows = []
+        for name, (forward, params, flop, compare, note) in paths.items():
+            diff = (forward().float() - expected).abs().max().item() if compare else None
+            t = timings[name]
+            frames_total = batch * frames
+            rows.append(Row(case, name, params, flop, t.ms_median, t.ms_min, batch, frames_total, diff, note,
+                            t.speedup))  # fmt: skip
     return rows
 
 
@@ -236,7 +265,8 @@ def train_rows(args: argparse.Namespace) -> list[Row]:
     case = f"train step small T={frames} B={batch}"
     x = torch.randn(batch, frames, 17, 3, device=device)
     y = torch.randn(batch, frames, 17, 3, device=device)
-    rows = []
+    steps: dict[str, Callable[[], None]] = {}
+    meta: dict[str, tuple[float, float]] = {}
     for name, impl, fused in (
         ("reference (math, AdamW foreach)", "math", False),
         ("fast (auto, fused AdamW)", "auto", True),
@@ -254,10 +284,24 @@ def train_rows(args: argparse.Namespace) -> list[Row]:
 
         with FlopCounterMode(display=False) as counter:
             step()
-        med, low = timeit(step, device, args.warmup, args.repeats)
-        rows.append(Row(case, name, params_m(model), counter.get_total_flops() / 1e9, med, low, batch,
-                        batch * frames, note="fwd+bwd+AdamW"))  # fmt: skip
-    return rows
+        steps[name] = step
+        meta[name] = (params_m(model), counter.get_total_flops() / 1e9)
+    timings = time_interleaved(steps, device, args.warmup, args.repeats)
+    return [
+        Row(
+            case,
+            name,
+            params,
+            flop,
+            timings[name].ms_median,
+            timings[name].ms_min,
+            batch,
+            batch * frames,
+            note="fwd+bwd+AdamW",
+            speedup=timings[name].speedup,
+        )  # fmt: skip
+        for name, (params, flop) in meta.items()
+    ]
 
 
 def render(rows: list[Row], title: str) -> str:
@@ -294,7 +338,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--device cuda: CUDA is not available")
     if args.threads:
         torch.set_num_threads(args.threads)
-    args.warmup, args.repeats = (1, 3) if args.quick else (2, 7)
+    args.warmup, args.repeats = (1, 5) if args.quick else (2, 9)
     official = None if args.no_official else load_official_reference()
     device = torch.device(args.device)
     sections = [f"Environment: {environment(device)}"]
