@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -192,17 +193,43 @@ def official_state_dict(model: PoseLifter, preset_depth: int, frames: int) -> tu
     return out, cfg
 
 
+@dataclass
+class BenchPath:
+    """One way of running a case: what to call and what its row reports besides the timing."""
+
+    run: Callable[[], Any]
+    params_m: float
+    gflop: float
+    note: str = ""
+    compare: bool = True  # report the max |diff| of its output from the reference output
+
+
+def timed_rows(
+    case: str, paths: dict[str, BenchPath], batch: int, frames: int, args: argparse.Namespace,
+    expected: torch.Tensor | None = None,
+) -> list[Row]:  # fmt: skip
+    """Time ``paths`` interleaved (the first is the baseline of the speed-up) and make their rows."""
+    timings = time_interleaved({name: path.run for name, path in paths.items()}, torch.device(args.device),
+                               args.warmup, args.repeats)  # fmt: skip
+    rows = []
+    for name, path in paths.items():
+        diff = None
+        if expected is not None and path.compare:
+            diff = (path.run().float() - expected).abs().max().item()
+        t = timings[name]
+        rows.append(Row(case, name, path.params_m, path.gflop, t.ms_median, t.ms_min, batch, batch * frames,
+                        diff, path.note, t.speedup))  # fmt: skip
+    return rows
+
+
 def inference_rows(
     preset: str, frames: int, batch: int, args: argparse.Namespace, official: Callable | None
 ) -> list[Row]:
     device = torch.device(args.device)
-    case = f"{preset} T={frames} B={batch}"
     reference = build(preset, frames, gcn=False, impl="math", device=device)
     fast = fast_copy(reference)
     with_gcn = fast_copy(build(preset, frames, gcn=True, impl="math", device=device))
     x = torch.randn(batch, frames, 17, 3, device=device)
-    # name -> (forward, params in M, GFLOP of one sequence, compare with the reference?, note)
-    paths: dict[str, tuple[Callable[[], torch.Tensor], float, float, bool, str]] = {}
 
     def one_sequence_gflop(model: nn.Module) -> float:
         return count_gflop(lambda: model(x[:1]))
@@ -214,30 +241,20 @@ def inference_rows(
     with torch.inference_mode():
         expected = reference(x)
         gflop = one_sequence_gflop(reference)
-        paths["reference (math, no fold)"] = (lambda: reference(x), params_m(reference), gflop, True, "")
-        paths["fast (auto SDPA, folded BN)"] = (lambda: fast(x), params_m(fast), gflop, True, "")
-        paths["fast, with skeleton GCN (default)"] = (
-            lambda: with_gcn(x),
-            params_m(with_gcn),
-            one_sequence_gflop(with_gcn),
-            False,
-            "own weights",
-        )
+        paths = {
+            "reference (math, no fold)": BenchPath(lambda: reference(x), params_m(reference), gflop),
+            "fast (auto SDPA, folded BN)": BenchPath(lambda: fast(x), params_m(fast), gflop),
+            "fast, with skeleton GCN (default)": BenchPath(
+                lambda: with_gcn(x), params_m(with_gcn), one_sequence_gflop(with_gcn), "own weights", False
+            ),
+        }
         if official is not None and device.type == "cpu" and batch == 1:
             sd, cfg = official_state_dict(reference, len(reference.encoder.blocks), frames)
-            paths["official layout (literal re-impl.)"] = (
-                lambda: official(sd, cfg, x),
-                params_m(reference),
-                gflop,
-                True,
-                "",
+            paths["official layout (literal re-impl.)"] = BenchPath(
+                lambda: official(sd, cfg, x), params_m(reference), gflop
             )
-        paths[f"fast + {device.type} bf16 autocast"] = (
-            bf16_forward,
-            params_m(fast),
-            gflop,
-            True,
-            "error vs fp32 reference",
+        paths[f"fast + {device.type} bf16 autocast"] = BenchPath(
+            bf16_forward, params_m(fast), gflop, "error vs fp32 reference"
         )
         if args.compile:
             compiled = torch.compile(fast)
@@ -245,28 +262,16 @@ def inference_rows(
             compiled(x)
             sync(device)
             note = f"compile {time.perf_counter() - start:.0f} s"
-            paths["fast + torch.compile"] = (lambda: compiled(x), params_m(fast), gflop, True, note)
-
-        forwards = {name: path[0] for name, path in paths.items()}
-        timings = time_interleaved(forwards, device, args.warmup, args.repeats)
-        rows = []
-        for name, (forward, params, flop, compare, note) in paths.items():
-            diff = (forward().float() - expected).abs().max().item() if compare else None
-            t = timings[name]
-            frames_total = batch * frames
-            rows.append(Row(case, name, params, flop, t.ms_median, t.ms_min, batch, frames_total, diff, note,
-                            t.speedup))  # fmt: skip
-    return rows
+            paths["fast + torch.compile"] = BenchPath(lambda: compiled(x), params_m(fast), gflop, note)
+        return timed_rows(f"{preset} T={frames} B={batch}", paths, batch, frames, args, expected)
 
 
 def train_rows(args: argparse.Namespace) -> list[Row]:
     device = torch.device(args.device)
     frames, batch = 27, 16
-    case = f"train step small T={frames} B={batch}"
     x = torch.randn(batch, frames, 17, 3, device=device)
     y = torch.randn(batch, frames, 17, 3, device=device)
-    steps: dict[str, Callable[[], None]] = {}
-    meta: dict[str, tuple[float, float]] = {}
+    paths = {}
     for name, impl, fused in (
         ("reference (math, AdamW foreach)", "math", False),
         ("fast (auto, fused AdamW)", "auto", True),
@@ -282,26 +287,8 @@ def train_rows(args: argparse.Namespace) -> list[Row]:
             loss.backward()
             o.step()
 
-        with FlopCounterMode(display=False) as counter:
-            step()
-        steps[name] = step
-        meta[name] = (params_m(model), counter.get_total_flops() / 1e9)
-    timings = time_interleaved(steps, device, args.warmup, args.repeats)
-    return [
-        Row(
-            case,
-            name,
-            params,
-            flop,
-            timings[name].ms_median,
-            timings[name].ms_min,
-            batch,
-            batch * frames,
-            note="fwd+bwd+AdamW",
-            speedup=timings[name].speedup,
-        )  # fmt: skip
-        for name, (params, flop) in meta.items()
-    ]
+        paths[name] = BenchPath(step, params_m(model), count_gflop(step), "fwd+bwd+AdamW")
+    return timed_rows(f"train step small T={frames} B={batch}", paths, batch, frames, args)
 
 
 def render(rows: list[Row], title: str) -> str:
