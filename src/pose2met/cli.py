@@ -18,18 +18,25 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
+from pose2met.compat import OfficialWeightsError
 from pose2met.data.datamodule import Pose2MetDataModule
+from pose2met.data.h5format import SchemaError
 from pose2met.lit.callbacks import StageAwareCheckpoint, run_dir
+from pose2met.lit.checkpoint import CheckpointError
 from pose2met.lit.task import Pose2MetTask
+from pose2met.safe_load import check_checkpoint_path
 
 USAGE = """usage: pose2met {fit,validate,test,predict} [--config FILE ...] [--key value ...]
        pose2met data info FILE
-       pose2met infer --checkpoint CKPT --input KEYPOINTS --image-size W H [--output OUT.npz] ...
+       pose2met infer --checkpoint CKPT --input KEYPOINTS --image-size W H --output OUT.npz ...
        pose2met export --checkpoint CKPT --format onnx|torchscript --output FILE
        pose2met viz compare|attention --checkpoint CKPT ...
 
 Train and evaluate (LightningCLI): `pose2met fit --help` lists every option.
 """
+#: Bad-input errors of a LightningCLI run (data file, checkpoint, official weights): one line, exit 2.
+CLI_INPUT_ERRORS = (SchemaError, CheckpointError, OfficialWeightsError)
+EXIT_INPUT_ERROR = 2
 
 
 class Pose2MetSaveConfig(SaveConfigCallback):
@@ -73,6 +80,13 @@ class Pose2MetCLI(LightningCLI):
             help="after testing, write the test metrics, parameter count and run folders to this JSON file",
         )
         parser.link_arguments("data.num_frames", "model.init_args.encoder.init_args.num_frames")
+
+    def parse_arguments(self, parser: Any, args: Any) -> None:
+        super().parse_arguments(parser, args)
+        # checked before LightningCLI reads the checkpoint's hyperparameters (a raw torch.load)
+        subcommand = self.config.get("subcommand")
+        if subcommand:
+            check_checkpoint_path(self.config[subcommand].get("ckpt_path"), CheckpointError)
 
     def before_fit(self) -> None:
         self._started = time.perf_counter()
@@ -147,7 +161,11 @@ def main(argv: list[str] | None = None) -> int:
         entry = {"infer": infer_cli.infer_main, "export": infer_cli.export_main, "viz": infer_cli.viz_main}
         return entry[argv[0]](argv[1:])
     # the command line itself is read by LightningCLI (it warns when given both it and an equal list)
-    cli_main(None if argv == sys.argv[1:] else argv)
+    try:
+        cli_main(None if argv == sys.argv[1:] else argv)
+    except CLI_INPUT_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
     return 0
 
 

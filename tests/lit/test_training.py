@@ -10,7 +10,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from pose2met.cli import cli_main
+from pose2met.cli import cli_main, main
 from pose2met.data.datamodule import Pose2MetDataModule
 from pose2met.lit import EnergyTask, HPETask, TrainingStage
 from pose2met.lit.callbacks import StageAwareCheckpoint
@@ -288,3 +288,34 @@ def test_cli_results_json_after_fit(synthmet_tiny: Path, tmp_path: Path) -> None
     assert record["checkpoint"] and Path(record["checkpoint"]).is_file()
     assert record["wall_s"] > 0
     assert not out.with_name(out.name + ".tmp").exists()
+
+    # `pose2met test --ckpt_path FILE` on the same checkpoint gives the same test metrics
+    test_out = tmp_path / "results" / "test.json"
+    test_args = ["test", *args[1:], *extra[:-1], str(test_out), "--ckpt_path", record["checkpoint"]]
+    assert main(test_args) == 0
+    tested = json.loads(test_out.read_text())["metrics"]
+    for key in ("test/mpjpe", "test/p_mpjpe"):
+        assert tested[key] == pytest.approx(record["metrics"][key], rel=1e-6), key
+
+
+def test_cli_bad_checkpoint_or_data_gives_one_line(
+    synthmet_tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """`pose2met fit|test` with an unreadable --ckpt_path or data file: exit 2, one `error:` line."""
+    args = cli_args(CONF / "experiment/stapformer-s_synthmet-27f_cpu-hpe.yaml", synthmet_tiny, tmp_path)
+    text = tmp_path / "notes.txt"
+    text.write_text("hello world\n")
+    truncated = tmp_path / "cut.ckpt"
+    torch.save({"w": torch.ones(100)}, tmp_path / "whole.ckpt")
+    truncated.write_bytes((tmp_path / "whole.ckpt").read_bytes()[:200])
+    cases = [
+        (["test", *args[1:], "--ckpt_path", str(text)], str(text), "not a readable PyTorch checkpoint"),
+        (["fit", *args[1:], "--ckpt_path", str(truncated)], str(truncated), "truncated or corrupted zip"),
+        (["test", *args[1:], "--ckpt_path", str(tmp_path / "none.ckpt")], "none.ckpt", "not found"),
+        ([*args, "--data.path", str(text)], str(text), "cannot be opened as an HDF5 file"),
+    ]
+    for argv, name, words in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].startswith("error: ") and name in err[-1] and words in err[-1], err
+        assert not any("Traceback" in line for line in err), err

@@ -13,19 +13,17 @@ Layout differences handled here (the math is identical):
 from __future__ import annotations
 
 import os
-import pickle
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from einops import rearrange
 from torch import Tensor
 
 from pose2met.models.heads import PoseHead
 from pose2met.models.model import PoseLifter
 from pose2met.models.stapformer import STAPFormer
+from pose2met.safe_load import load_torch_file
 
 #: Official architecture keys and their defaults (``None``: required).
 ARCH_DEFAULTS: dict[str, Any] = {
@@ -217,15 +215,7 @@ def _strip_module_prefix(state_dict: Mapping[str, Any]) -> dict[str, Any]:
 
 def _read_weights(source: Mapping[str, Any] | str | os.PathLike) -> Mapping[str, Any]:
     if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.is_file():
-            raise OfficialWeightsError(f"{path}: official checkpoint not found")
-        try:
-            source = torch.load(path, map_location="cpu", weights_only=True)
-        except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError) as err:
-            raise OfficialWeightsError(
-                f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {err})"
-            ) from err
+        source = load_torch_file(source, OfficialWeightsError)
     if not isinstance(source, Mapping):
         raise OfficialWeightsError(f"expected a state dict or checkpoint dict, got {type(source).__name__}")
     for entry in CHECKPOINT_ENTRIES:

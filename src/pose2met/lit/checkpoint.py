@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import pickle
-import zipfile
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from pose2met.models import CalorieHead, Pose2MetModel, PoseHead, STAPFormer
+from pose2met.safe_load import load_torch_file
 
 if TYPE_CHECKING:
     from pose2met.lit.task import Pose2MetTask
@@ -48,20 +46,11 @@ def model_meta(task: Pose2MetTask) -> dict[str, Any]:
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load a checkpoint with ``weights_only=True``; clear errors for missing or corrupted files."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint file not found")
     from pose2met.lit.energy import TrainingStage  # deferred: lit.energy imports this module's users
     from pose2met.lit.losses import PoseLossWeights
 
-    try:
-        # the hyperparameters of a task hold these dataclasses (the unified schedule, the loss weights)
-        with torch.serialization.safe_globals([TrainingStage, PoseLossWeights]):
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError) as err:
-        raise CheckpointError(
-            f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {err})"
-        ) from err
+    # the hyperparameters of a task hold these dataclasses (the unified schedule, the loss weights)
+    ckpt = load_torch_file(path, CheckpointError, allowed_globals=[TrainingStage, PoseLossWeights])
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path}: expected a dict checkpoint, got {type(ckpt).__name__}")
     return ckpt

@@ -1,0 +1,63 @@
+"""Weights-only loading: every kind of unreadable file gives one line naming the file and the reason."""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from pose2met.compat import OfficialWeightsError, load_official_stapformer
+from pose2met.lit.checkpoint import CheckpointError, read_checkpoint
+from pose2met.safe_load import load_torch_file
+
+TINY_OFFICIAL_CONFIG = {"depth": 1, "dim_feat": 16, "dim_rep": 16, "num_heads": 2, "num_frames": 9}
+
+
+def _write_bad_files(root: Path) -> dict[str, tuple[Path, str]]:
+    """name -> (file, words the error must contain)."""
+    good = root / "good.pt"
+    torch.save({"w": torch.ones(3)}, good)
+    foreign = root / "foreign.pt"
+    torch.save({"args": argparse.Namespace(lr=1.0), "w": torch.ones(3)}, foreign)
+    files = {
+        "empty": (b"", "empty, truncated or not written by torch.save"),
+        "text": (b"hello world\n", "empty, truncated or not written by torch.save"),  # KeyError in torch
+        "binary": (bytes(range(5, 205)), "empty, truncated or not written by torch.save"),
+        "plain pickle": (pickle.dumps({"a": 1}, protocol=4), "not written by torch.save"),
+        "truncated zip": (good.read_bytes()[:300], "truncated or corrupted zip archive"),
+    }
+    cases = {}
+    for name, (content, words) in files.items():
+        path = root / f"{name.replace(' ', '_')}.pt"
+        path.write_bytes(content)
+        cases[name] = (path, words)
+    cases["foreign object"] = (foreign, "argparse.Namespace")
+    return cases
+
+
+def test_valid_file_loads(tmp_path: Path) -> None:
+    torch.save({"w": torch.arange(3.0)}, tmp_path / "ok.pt")
+    loaded = load_torch_file(tmp_path / "ok.pt", ValueError)
+    assert torch.equal(loaded["w"], torch.tensor([0.0, 1.0, 2.0]))
+
+
+@pytest.mark.parametrize("loader", ["checkpoint", "official"])
+def test_unreadable_files_give_one_line_errors(loader: str, tmp_path: Path) -> None:
+    for name, (path, words) in _write_bad_files(tmp_path).items():
+        with pytest.raises((CheckpointError, OfficialWeightsError)) as info:
+            if loader == "checkpoint":
+                read_checkpoint(path)
+            else:
+                load_official_stapformer(path, TINY_OFFICIAL_CONFIG)
+        message = str(info.value)
+        assert message.startswith(f"{path}: not a readable PyTorch checkpoint"), (name, message)
+        assert words in message, (name, message)
+        assert "\n" not in message and "\x1b" not in message, (name, message)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match=r"nope\.ckpt: checkpoint file not found"):
+        read_checkpoint(tmp_path / "nope.ckpt")
