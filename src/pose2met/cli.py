@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,25 @@ Train and evaluate (LightningCLI): `pose2met fit --help` lists every option.
 #: Bad-input errors of a LightningCLI run (data file, checkpoint, official weights): one line, exit 2.
 CLI_INPUT_ERRORS = (SchemaError, CheckpointError, OfficialWeightsError)
 EXIT_INPUT_ERROR = 2
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def input_error(err: BaseException) -> BaseException | None:
+    """The bad-input error behind ``err``, if any: one of :data:`CLI_INPUT_ERRORS`, or a ``ValueError``
+    raised by our own code (a constructor rejecting a config value). jsonargparse wraps the errors
+    of the classes it instantiates, so the ``__cause__`` chain is searched."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, CLI_INPUT_ERRORS):
+            return current
+        if isinstance(current, ValueError) and current.__traceback__ is not None:
+            origin = traceback.extract_tb(current.__traceback__)[-1].filename
+            if Path(origin).resolve().is_relative_to(PACKAGE_DIR):
+                return current
+        current = current.__cause__ or current.__context__
+    return None
 
 
 class Pose2MetSaveConfig(SaveConfigCallback):
@@ -163,8 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     # the command line itself is read by LightningCLI (it warns when given both it and an equal list)
     try:
         cli_main(None if argv == sys.argv[1:] else argv)
-    except CLI_INPUT_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
+    except ValueError as err:
+        cause = input_error(err)
+        if cause is None or os.environ.get("POSE2MET_TRACEBACK"):
+            raise
+        print(f"error: {cause}", file=sys.stderr)
         return EXIT_INPUT_ERROR
     return 0
 

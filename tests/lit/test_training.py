@@ -301,7 +301,8 @@ def test_cli_results_json_after_fit(synthmet_tiny: Path, tmp_path: Path) -> None
 def test_cli_bad_checkpoint_or_data_gives_one_line(
     synthmet_tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    """`pose2met fit|test` with an unreadable --ckpt_path or data file: exit 2, one `error:` line."""
+    """`pose2met fit|test` with an unreadable --ckpt_path, data file or a rejected config value: exit 2,
+    one `error:` line."""
     args = cli_args(CONF / "experiment/stapformer-s_synthmet-27f_cpu-hpe.yaml", synthmet_tiny, tmp_path)
     text = tmp_path / "notes.txt"
     text.write_text("hello world\n")
@@ -313,6 +314,10 @@ def test_cli_bad_checkpoint_or_data_gives_one_line(
         (["fit", *args[1:], "--ckpt_path", str(truncated)], str(truncated), "truncated or corrupted zip"),
         (["test", *args[1:], "--ckpt_path", str(tmp_path / "none.ckpt")], "none.ckpt", "not found"),
         ([*args, "--data.path", str(text)], str(text), "cannot be opened as an HDF5 file"),
+        # errors of our constructors, which jsonargparse wraps in its own ValueError
+        ([*args, "--model.init_args.init_from", str(text)], str(text), "not a readable PyTorch checkpoint"),
+        ([*args, "--data.batch_size", "0"], "batch_size", "must be >= 1, got 0"),
+        ([*args, "--model.init_args.encoder.init_args.num_heads", "3"], "num_heads", "divisible"),
     ]
     for argv, name, words in cases:
         assert main(argv) == 2, argv

@@ -116,5 +116,5 @@ def test_cli_writes_a_valid_file_and_refuses_to_overwrite(tmp_path, capsys) -> N
 
 
 def test_unknown_preset_is_named_in_the_error() -> None:
-    with pytest.raises(KeyError, match="unknown SynthMet preset 'huge'"):
+    with pytest.raises(ValueError, match="unknown SynthMet preset 'huge'"):
         generate("huge")

@@ -88,11 +88,11 @@ class SynthMetBundle:
 
 
 def resolve_preset(preset: str | Preset) -> Preset:
-    """A :class:`Preset` from its name (``KeyError`` listing the names) or as given."""
+    """A :class:`Preset` from its name (``ValueError`` listing the names) or as given."""
     if isinstance(preset, Preset):
         return preset
     if preset not in PRESETS:
-        raise KeyError(f"unknown SynthMet preset {preset!r}; expected one of {sorted(PRESETS)}")
+        raise ValueError(f"unknown SynthMet preset {preset!r}; expected one of {sorted(PRESETS)}")
     return PRESETS[preset]
 
 
