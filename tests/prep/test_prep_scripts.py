@@ -44,3 +44,21 @@ def test_existing_output_is_refused_before_reading(tmp_path):
     proc = run("mpi_inf_3dhp.py", "--test-npz", str(tmp_path / "absent.npz"), "--output", str(out))
     assert proc.returncode == 2 and "--overwrite" in proc.stderr
     assert out.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("content", ["npy", "text"])
+def test_wrong_kind_of_npz_is_one_line(tmp_path, content):
+    """An ``.npy`` array or a text file where an ``.npz`` archive is expected: exit 2, named file."""
+    import numpy as np
+
+    bad = tmp_path / "data_test_3dhp.npz"
+    if content == "npy":
+        with bad.open("wb") as f:
+            np.save(f, np.zeros((4, 17, 3)))
+    else:
+        bad.write_text("not an archive\n")
+    proc = run("mpi_inf_3dhp.py", "--test-npz", str(bad), "--output", str(tmp_path / "o.h5"))
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"error: {bad}: ") and proc.stderr.count("\n") == 1, proc.stderr
+    assert "expected data_test_3dhp.npz" in proc.stderr
+    assert not (tmp_path / "o.h5").exists()

@@ -80,7 +80,10 @@ def load_npz(path: str | Path, what: str) -> Mapping[str, np.ndarray]:
     """Open an ``.npz`` archive (object arrays allowed) and read all its members eagerly."""
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=True) as npz:
+        loaded = np.load(path, allow_pickle=True)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a .npy array or a plain pickle
+            raise PrepError(f"{path}: a single {type(loaded).__name__}, not an .npz archive; expected {what}")
+        with loaded as npz:
             return {k: npz[k] for k in npz.files}
     except FileNotFoundError:
         raise PrepError(f"{path}: file not found (expected {what})") from None
