@@ -19,9 +19,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
 
-from pose2met.compat import OfficialWeightsError
 from pose2met.data.datamodule import Pose2MetDataModule
-from pose2met.data.h5format import SchemaError
 from pose2met.lit.callbacks import StageAwareCheckpoint, run_dir
 from pose2met.lit.checkpoint import CheckpointError
 from pose2met.lit.task import Pose2MetTask
@@ -35,22 +33,18 @@ USAGE = """usage: pose2met {fit,validate,test,predict} [--config FILE ...] [--ke
 
 Train and evaluate (LightningCLI): `pose2met fit --help` lists every option.
 """
-#: Bad-input errors of a LightningCLI run (data file, checkpoint, official weights): one line, exit 2.
-CLI_INPUT_ERRORS = (SchemaError, CheckpointError, OfficialWeightsError)
 EXIT_INPUT_ERROR = 2
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
-def input_error(err: BaseException) -> BaseException | None:
-    """The bad-input error behind ``err``, if any: one of :data:`CLI_INPUT_ERRORS`, or a ``ValueError``
-    raised by our own code (a constructor rejecting a config value). jsonargparse wraps the errors
-    of the classes it instantiates, so the ``__cause__`` chain is searched."""
+def input_error(err: BaseException) -> ValueError | None:
+    """The bad-input error behind ``err``, if any: a ``ValueError`` raised by our own code (a data or
+    checkpoint file that fails its checks, a constructor rejecting a config value). jsonargparse
+    wraps the errors of the classes it instantiates, so the ``__cause__`` chain is searched."""
     seen: set[int] = set()
     current: BaseException | None = err
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, CLI_INPUT_ERRORS):
-            return current
         if isinstance(current, ValueError) and current.__traceback__ is not None:
             origin = traceback.extract_tb(current.__traceback__)[-1].filename
             if Path(origin).resolve().is_relative_to(PACKAGE_DIR):
