@@ -10,8 +10,10 @@ Rows: the *reference* path is the same model with plain matmul attention
 (``attention_impl="math"``) and no batch-norm folding; the *fast* path uses ``attention_impl="auto"``
 (fused SDPA for long sequences), ``fuse_for_inference()`` and ``torch.inference_mode``. Both run
 the same weights (batch-norm statistics randomized as in a trained model); ``max |diff|`` is the
-largest absolute difference of the fast output from the reference output. The official-layout row
-runs the literal re-implementation of the official forward kept in ``tests/models/test_compat.py``.
+largest absolute difference of the fast output from the reference output. The official-layout rows
+run the literal re-implementation of the official forward kept in ``tests/models/test_compat.py``
+(in the training step: batch-statistics batch norm, plain AdamW over the official state dict);
+where they run, every other row's note gives its speed-up over the official layout.
 The paths of one case are timed interleaved, one call each per round, so that a slow spell of a
 shared machine hits all of them alike; times are medians (and minima) over the rounds after warm-up,
 and ``speed-up`` is the median over rounds of the reference time divided by the path's time in the
@@ -39,6 +41,7 @@ from pose2met.compat.official import official_key_shapes, parse_official_config
 from pose2met.models import PoseHead, PoseLifter, stapformer_preset
 
 ROOT = Path(__file__).resolve().parents[1]
+OFFICIAL = "official layout (literal re-impl.)"
 
 
 @dataclass
@@ -89,6 +92,11 @@ class Timing:
     ms_median: float
     ms_min: float
     speedup: float  # median over rounds of (first path's time / this path's time)
+    times: list[float]  # ms, one per round
+
+    def ratio_to(self, other: Timing) -> float:
+        """Median over rounds of ``other``'s time / this path's time (same-round pairs)."""
+        return statistics.median(o / t for o, t in zip(other.times, self.times, strict=True))
 
 
 def time_interleaved(
@@ -109,7 +117,10 @@ def time_interleaved(
     base = times[next(iter(fns))]
     return {
         name: Timing(
-            statistics.median(ts), min(ts), statistics.median(b / t for b, t in zip(base, ts, strict=True))
+            statistics.median(ts),
+            min(ts),
+            statistics.median(b / t for b, t in zip(base, ts, strict=True)),
+            ts,
         )
         for name, ts in times.items()
     }
@@ -211,14 +222,18 @@ def timed_rows(
     """Time ``paths`` interleaved (the first is the baseline of the speed-up) and make their rows."""
     timings = time_interleaved({name: path.run for name, path in paths.items()}, torch.device(args.device),
                                args.warmup, args.repeats)  # fmt: skip
+    official = timings.get(OFFICIAL)
     rows = []
     for name, path in paths.items():
         diff = None
         if expected is not None and path.compare:
             diff = (path.run().float() - expected).abs().max().item()
         t = timings[name]
+        note = path.note
+        if official is not None and name != OFFICIAL:
+            note = "; ".join(filter(None, (note, f"{t.ratio_to(official):.2f}x vs official layout")))
         rows.append(Row(case, name, path.params_m, path.gflop, t.ms_median, t.ms_min, batch, batch * frames,
-                        diff, path.note, t.speedup))  # fmt: skip
+                        diff, note, t.speedup))  # fmt: skip
     return rows
 
 
@@ -250,9 +265,7 @@ def inference_rows(
         }
         if official is not None and device.type == "cpu" and batch == 1:
             sd, cfg = official_state_dict(reference, len(reference.encoder.blocks), frames)
-            paths["official layout (literal re-impl.)"] = BenchPath(
-                lambda: official(sd, cfg, x), params_m(reference), gflop
-            )
+            paths[OFFICIAL] = BenchPath(lambda: official(sd, cfg, x), params_m(reference), gflop)
         paths[f"fast + {device.type} bf16 autocast"] = BenchPath(
             bf16_forward, params_m(fast), gflop, "error vs fp32 reference"
         )
@@ -266,28 +279,41 @@ def inference_rows(
         return timed_rows(f"{preset} T={frames} B={batch}", paths, batch, frames, args, expected)
 
 
-def train_rows(args: argparse.Namespace) -> list[Row]:
+def train_rows(args: argparse.Namespace, official: Callable | None) -> list[Row]:
     device = torch.device(args.device)
     frames, batch = 27, 16
     x = torch.randn(batch, frames, 17, 3, device=device)
     y = torch.randn(batch, frames, 17, 3, device=device)
+
+    def step_fn(
+        forward: Callable[[torch.Tensor], torch.Tensor], opt: torch.optim.Optimizer
+    ) -> Callable[[], None]:
+        def step() -> None:
+            loss = (forward(x) - y).norm(dim=-1).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        return step
+
     paths = {}
     for name, impl, fused in (
-        ("reference (math, AdamW foreach)", "math", False),
+        ("reference (math, AdamW default)", "math", False),
         ("fast (auto, fused AdamW)", "auto", True),
     ):
         torch.manual_seed(0)
         encoder = stapformer_preset("small", num_frames=frames, joint_gcn=False, attention_impl=impl)  # type: ignore[arg-type]
         model = PoseLifter(encoder, PoseHead(512)).to(device).train()
         opt = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=0.01, fused=fused)
-
-        def step(m: nn.Module = model, o: torch.optim.Optimizer = opt) -> None:
-            loss = (m(x) - y).norm(dim=-1).mean()
-            o.zero_grad(set_to_none=True)
-            loss.backward()
-            o.step()
-
+        step = step_fn(model, opt)
         paths[name] = BenchPath(step, params_m(model), count_gflop(step), "fwd+bwd+AdamW")
+    if official is not None and device.type == "cpu":
+        # the small model's weights in the official layout, trained via the official forward (batch-stat BN)
+        sd, cfg = official_state_dict(model, len(model.encoder.blocks), frames)
+        sd = {k: v.clone().requires_grad_(k.endswith(("weight", "bias"))) for k, v in sd.items()}
+        opt = torch.optim.AdamW([v for v in sd.values() if v.requires_grad], lr=5e-4, weight_decay=0.01)
+        step = step_fn(lambda inp: official(sd, cfg, inp, training=True), opt)
+        paths[OFFICIAL] = BenchPath(step, params_m(model), count_gflop(step), "fwd+bwd+AdamW")
     return timed_rows(f"train step small T={frames} B={batch}", paths, batch, frames, args)
 
 
@@ -332,7 +358,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = inference_rows("base", 243, 1, args, official) + inference_rows("small", 81, 16, args, official)
     sections.append(render(rows, "Inference (fp32 unless noted, eval)"))
     print(sections[-1], flush=True)
-    sections.append(render(train_rows(args), "Training step"))
+    sections.append(render(train_rows(args, official), "Training step"))
     print(sections[-1], flush=True)
     text = "\n\n".join(sections) + "\n"
     print(sections[0])

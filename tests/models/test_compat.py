@@ -22,8 +22,10 @@ from pose2met.models import PoseLifter
 # ----------------------------------------------------------------------------- reference
 
 
-def _bn(x: torch.Tensor, sd: dict, p: str) -> torch.Tensor:
+def _bn(x: torch.Tensor, sd: dict, p: str, training: bool = False) -> torch.Tensor:
     mean, var = sd[p + ".running_mean"], sd[p + ".running_var"]
+    if training:  # batch statistics (BatchNorm2d in train mode, running statistics updated)
+        return F.batch_norm(x, mean, var, sd[p + ".weight"], sd[p + ".bias"], training=True, eps=1e-5)
     shape = (1, -1, 1, 1)
     return (x - mean.view(shape)) / torch.sqrt(var.view(shape) + 1e-5) * sd[p + ".weight"].view(shape) + sd[
         p + ".bias"
@@ -34,8 +36,13 @@ def _softmax_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale:
     return torch.softmax((q @ k.transpose(-2, -1)) * scale, dim=-1) @ v
 
 
-def official_forward(sd: dict, cfg: dict, x: torch.Tensor, return_rep: bool = False) -> torch.Tensor:
-    """Eval-mode official STAPFormer forward on the official state dict ``sd``; ``x (B, T, J, 3)``."""
+def official_forward(
+    sd: dict, cfg: dict, x: torch.Tensor, return_rep: bool = False, training: bool = False
+) -> torch.Tensor:
+    """Official STAPFormer forward on the official state dict ``sd``; ``x (B, T, J, 3)``.
+
+    Eval mode by default; ``training=True`` normalizes with batch statistics (dropout and drop-path
+    are 0 in the configurations used here), which the training-step benchmark times."""
     d, h = cfg["dim_feat"], cfg["num_heads"]
     dc = cfg.get("dim_compress") or d
     kt, kj = cfg["block_size"]
@@ -46,7 +53,7 @@ def official_forward(sd: dict, cfg: dict, x: torch.Tensor, return_rep: bool = Fa
     x = x.permute(0, 3, 1, 2)  # (B, C, T, J)
     for i in range(cfg["depth"]):
         p = f"encoder.blocks.{i}."
-        y = _bn(x, sd, p + "norm1")
+        y = _bn(x, sd, p + "norm1", training)
         # STC: interleaved qkv -> (B, T, J, C, 3); first C/2 channels spatial, then temporal
         qkv = (y.permute(0, 2, 3, 1) @ sd[p + "inner_mixer.qkv.weight"].T).reshape(b, t, j, d, 3)
         half, cs = d // 2, d // (2 * h)
@@ -68,16 +75,18 @@ def official_forward(sd: dict, cfg: dict, x: torch.Tensor, return_rep: bool = Fa
         )
         # STAP: conv -> BN -> GELU, contiguous [q | k | v], heads (head, channel)
         z = F.conv2d(y, sd[p + "outer_mixer.qkv.0.weight"], stride=(st, sj), padding=(kt // 2, kj // 2))
-        z = F.gelu(_bn(z, sd, p + "outer_mixer.qkv.1"))
+        z = F.gelu(_bn(z, sd, p + "outer_mixer.qkv.1", training))
         gt, gj = z.shape[-2:]
         z = z.reshape(b, 3, h, dc // h, gt * gj).permute(1, 0, 2, 4, 3)
         o = _softmax_attention(z[0], z[1], z[2], (dc / h) ** -0.5).permute(0, 1, 3, 2).reshape(b, dc, gt, gj)
         o = F.interpolate(o, size=(t, j), mode="bilinear", align_corners=False)
         outer = F.conv2d(o, sd[p + "outer_mixer.proj.weight"], sd[p + "outer_mixer.proj.bias"])
         x = x + inner + outer
-        y = F.conv2d(_bn(x, sd, p + "norm2"), sd[p + "mlp.fc1.weight"], sd[p + "mlp.fc1.bias"])
-        y = F.conv2d(F.gelu(_bn(y, sd, p + "mlp.norm1")), sd[p + "mlp.fc2.weight"], sd[p + "mlp.fc2.bias"])
-        x = x + _bn(y, sd, p + "mlp.norm2")
+        y = F.conv2d(_bn(x, sd, p + "norm2", training), sd[p + "mlp.fc1.weight"], sd[p + "mlp.fc1.bias"])
+        y = F.conv2d(
+            F.gelu(_bn(y, sd, p + "mlp.norm1", training)), sd[p + "mlp.fc2.weight"], sd[p + "mlp.fc2.bias"]
+        )
+        x = x + _bn(y, sd, p + "mlp.norm2", training)
     x = F.layer_norm(x.permute(0, 2, 3, 1), (d,), sd["norm.weight"], sd["norm.bias"], eps=1e-5)
     rep = torch.tanh(x @ sd["rep_logit.0.weight"].T + sd["rep_logit.0.bias"])
     return rep if return_rep else rep @ sd["head.weight"].T + sd["head.bias"]
@@ -213,6 +222,33 @@ def test_loader_matches_reference_on_other_configs(cfg: dict) -> None:
         torch.testing.assert_close(model(short), official_forward(sd, cfg, short), atol=1e-9, rtol=0)
         model.fuse_for_inference()
         torch.testing.assert_close(model(x), expected, atol=1e-9, rtol=0)
+
+
+def test_loaded_model_trains_like_the_official_layout() -> None:
+    """Train mode (batch statistics): same output, input and weight gradients, running statistics."""
+    cfg = OTHER_CONFIGS[0]
+    sd = random_official_state_dict(cfg, seed=11)
+    model = load_official_stapformer(sd, cfg).double().train()
+    sd = {k: v.clone().requires_grad_(k.endswith(("weight", "bias"))) for k, v in sd.items()}
+    x = torch.randn(2, cfg["num_frames"], 17, 3, dtype=torch.float64)
+    x_ours, x_official = x.clone().requires_grad_(), x.clone().requires_grad_()
+    probe = torch.randn(2, cfg["num_frames"], 17, 3, dtype=torch.float64)
+    out = model(x_ours)
+    expected = official_forward(sd, cfg, x_official, training=True)
+    torch.testing.assert_close(out, expected, atol=1e-9, rtol=0)
+    (out * probe).sum().backward()
+    (expected * probe).sum().backward()
+    torch.testing.assert_close(x_ours.grad, x_official.grad, atol=1e-9, rtol=0)
+    ours = dict(model.named_parameters())
+    for key in (
+        "encoder.blocks.2.mlp.fc1.weight",
+        "encoder.blocks.0.mlp.fc2.bias",
+        "encoder.blocks.1.norm1.weight",
+    ):
+        torch.testing.assert_close(ours[key].grad, sd[key].grad.reshape(ours[key].shape), atol=1e-9, rtol=0)
+    buffers = dict(model.named_buffers())
+    for key in ("encoder.blocks.0.mlp.norm1.running_mean", "encoder.blocks.2.norm2.running_var"):
+        torch.testing.assert_close(buffers[key], sd[key], atol=1e-12, rtol=0)
 
 
 def test_loader_float32_other_config() -> None:
