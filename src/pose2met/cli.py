@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import sys
@@ -34,6 +35,8 @@ USAGE = """usage: pose2met {fit,validate,test,predict} [--config FILE ...] [--ke
 Train and evaluate (LightningCLI): `pose2met fit --help` lists every option.
 """
 EXIT_INPUT_ERROR = 2
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+COMMANDS = (*LIGHTNING_COMMANDS, "infer", "export", "viz", "data")
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -174,6 +177,11 @@ def main(argv: list[str] | None = None) -> int:
 
         entry = {"infer": infer_cli.infer_main, "export": infer_cli.export_main, "viz": infer_cli.viz_main}
         return entry[argv[0]](argv[1:])
+    if not argv[0].startswith("-") and argv[0] not in LIGHTNING_COMMANDS:
+        close = difflib.get_close_matches(argv[0], COMMANDS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        print(f"error: unknown command {argv[0]!r} (commands: {', '.join(COMMANDS)}){hint}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
     # the command line itself is read by LightningCLI (it warns when given both it and an equal list)
     try:
         cli_main(None if argv == sys.argv[1:] else argv)

@@ -324,3 +324,13 @@ def test_cli_bad_checkpoint_or_data_gives_one_line(
         err = capsys.readouterr().err.strip().splitlines()
         assert err[-1].startswith("error: ") and name in err[-1] and words in err[-1], err
         assert not any("Traceback" in line for line in err), err
+
+
+@pytest.mark.parametrize(
+    ("command", "hint"), [("infre", "did you mean 'infer'?"), ("tset", "did you mean 'test'?"), ("foo", "")]
+)
+def test_unknown_command_lists_every_command(command: str, hint: str, capsys: pytest.CaptureFixture) -> None:
+    assert main([command]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: unknown command {command!r}") and err.count("\n") == 1
+    assert all(name in err for name in ("fit", "test", "infer", "export", "viz", "data")) and hint in err
