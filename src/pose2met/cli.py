@@ -35,20 +35,22 @@ USAGE = """usage: pose2met {fit,validate,test,predict} [--config FILE ...] [--ke
 Train and evaluate (LightningCLI): `pose2met fit --help` lists every option.
 """
 EXIT_INPUT_ERROR = 2
+INPUT_ERRORS = (ValueError, FileNotFoundError)
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 COMMANDS = (*LIGHTNING_COMMANDS, "infer", "export", "viz", "data")
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
-def input_error(err: BaseException) -> ValueError | None:
-    """The bad-input error behind ``err``, if any: a ``ValueError`` raised by our own code (a data or
-    checkpoint file that fails its checks, a constructor rejecting a config value). jsonargparse
-    wraps the errors of the classes it instantiates, so the ``__cause__`` chain is searched."""
+def input_error(err: BaseException) -> ValueError | FileNotFoundError | None:
+    """The bad-input error behind ``err``, if any: a ``ValueError`` or ``FileNotFoundError`` raised by
+    our own code (a missing data file, a data or checkpoint file that fails its checks, a constructor
+    rejecting a config value). jsonargparse wraps the errors of the classes it instantiates, so the
+    ``__cause__`` chain is searched."""
     seen: set[int] = set()
     current: BaseException | None = err
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, ValueError) and current.__traceback__ is not None:
+        if isinstance(current, INPUT_ERRORS) and current.__traceback__ is not None:
             origin = traceback.extract_tb(current.__traceback__)[-1].filename
             if Path(origin).resolve().is_relative_to(PACKAGE_DIR):
                 return current
@@ -185,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     # the command line itself is read by LightningCLI (it warns when given both it and an equal list)
     try:
         cli_main(None if argv == sys.argv[1:] else argv)
-    except ValueError as err:
+    except INPUT_ERRORS as err:
         cause = input_error(err)
         if cause is None or os.environ.get("POSE2MET_TRACEBACK"):
             raise

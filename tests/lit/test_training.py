@@ -314,6 +314,7 @@ def test_cli_bad_checkpoint_or_data_gives_one_line(
         (["fit", *args[1:], "--ckpt_path", str(truncated)], str(truncated), "truncated or corrupted zip"),
         (["test", *args[1:], "--ckpt_path", str(tmp_path / "none.ckpt")], "none.ckpt", "not found"),
         ([*args, "--data.path", str(text)], str(text), "cannot be opened as an HDF5 file"),
+        ([*args, "--data.path", str(tmp_path / "h36m.h5")], "h36m.h5", "no such Pose2Met file (convert"),
         # errors of our constructors, which jsonargparse wraps in its own ValueError
         ([*args, "--model.init_args.init_from", str(text)], str(text), "not a readable PyTorch checkpoint"),
         ([*args, "--data.batch_size", "0"], "batch_size", "must be >= 1, got 0"),
