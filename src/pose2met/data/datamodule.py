@@ -27,8 +27,9 @@ class Pose2MetDataModule(L.LightningDataModule):
     """Train / val / test clips of one Pose2Met file; batches follow ``docs/architecture.md``.
 
     Args:
-        path: the Pose2Met ``.h5`` file; ``None`` uses SynthMet, generated into ``cache_dir`` by
-            :meth:`prepare_data` the first time.
+        path: the Pose2Met ``.h5`` file (``FileNotFoundError`` at construction if it does not
+            exist); ``None`` uses SynthMet, generated into ``cache_dir`` by :meth:`prepare_data`
+            the first time.
         synthmet_preset: SynthMet preset when ``path`` is None (``tiny``, ``default``, ...).
         synthmet_seed: SynthMet generator seed when ``path`` is None.
         cache_dir: folder of generated SynthMet files.
