@@ -176,7 +176,9 @@ def load_official_reference() -> Callable | None:
     return module.official_forward
 
 
-def official_state_dict(model: PoseLifter, preset_depth: int, frames: int) -> tuple[dict, dict]:
+def official_state_dict(
+    model: PoseLifter, preset_depth: int, frames: int, device: torch.device
+) -> tuple[dict, dict]:
     """Official-layout weights equal to ``model``'s (inverse of the loader's permutation)."""
     from einops import rearrange
 
@@ -200,7 +202,7 @@ def official_state_dict(model: PoseLifter, preset_depth: int, frames: int) -> tu
             value = rearrange(value, "(s n h c) i -> (s h c n) i", n=3, s=2, h=8)
         elif key.endswith("inner_mixer.proj.weight"):
             value = rearrange(value, "o (s h c) -> o (s c h)", s=2, h=8)
-        out[key] = value.reshape(shape).detach().cpu()
+        out[key] = value.reshape(shape).detach().to(device, copy=True)
     return out, cfg
 
 
@@ -263,8 +265,8 @@ def inference_rows(
                 lambda: with_gcn(x), params_m(with_gcn), one_sequence_gflop(with_gcn), "own weights", False
             ),
         }
-        if official is not None and device.type == "cpu" and batch == 1:
-            sd, cfg = official_state_dict(reference, len(reference.encoder.blocks), frames)
+        if official is not None and batch == 1:
+            sd, cfg = official_state_dict(reference, len(reference.encoder.blocks), frames, device)
             paths[OFFICIAL] = BenchPath(lambda: official(sd, cfg, x), params_m(reference), gflop)
         paths[f"fast + {device.type} bf16 autocast"] = BenchPath(
             bf16_forward, params_m(fast), gflop, "error vs fp32 reference"
@@ -307,9 +309,9 @@ def train_rows(args: argparse.Namespace, official: Callable | None) -> list[Row]
         opt = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=0.01, fused=fused)
         step = step_fn(model, opt)
         paths[name] = BenchPath(step, params_m(model), count_gflop(step), "fwd+bwd+AdamW")
-    if official is not None and device.type == "cpu":
+    if official is not None:
         # the small model's weights in the official layout, trained via the official forward (batch-stat BN)
-        sd, cfg = official_state_dict(model, len(model.encoder.blocks), frames)
+        sd, cfg = official_state_dict(model, len(model.encoder.blocks), frames, device)
         sd = {k: v.clone().requires_grad_(k.endswith(("weight", "bias"))) for k, v in sd.items()}
         opt = torch.optim.AdamW([v for v in sd.values() if v.requires_grad], lr=5e-4, weight_decay=0.01)
         step = step_fn(lambda inp: official(sd, cfg, inp, training=True), opt)
