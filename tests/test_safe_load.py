@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from pose2met.compat import OfficialWeightsError, load_official_stapformer
-from pose2met.lit.checkpoint import CheckpointError, read_checkpoint
+from pose2met.lit.checkpoint import CheckpointError, describe_mismatch, read_checkpoint
 from pose2met.safe_load import load_torch_file
 
 TINY_OFFICIAL_CONFIG = {"depth": 1, "dim_feat": 16, "dim_rep": 16, "num_heads": 2, "num_frames": 9}
@@ -61,3 +61,35 @@ def test_unreadable_files_give_one_line_errors(loader: str, tmp_path: Path) -> N
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match=r"nope\.ckpt: checkpoint file not found"):
         read_checkpoint(tmp_path / "nope.ckpt")
+
+
+def _net(width: int, extra: bool = False) -> torch.nn.Module:
+    layers = [torch.nn.Linear(4, width), torch.nn.BatchNorm1d(width)] + (
+        [torch.nn.Linear(width, 2)] if extra else []
+    )
+    return torch.nn.Sequential(*layers)
+
+
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [(_net(8), _net(8)), (_net(8), _net(6)), (_net(8, extra=True), _net(8)), (_net(8), _net(8, extra=True))],
+    ids=["same", "widths", "unexpected", "missing"],
+)
+def test_describe_mismatch_agrees_with_strict_loading(
+    source: torch.nn.Module, target: torch.nn.Module
+) -> None:
+    """The one-line summary is given exactly when torch's strict load refuses, with torch's key counts."""
+    state = source.state_dict()
+    problem = describe_mismatch(target.state_dict(), state)
+    try:
+        target.load_state_dict(state)
+        refused = None
+    except RuntimeError as err:
+        refused = str(err)
+    assert (problem is None) == (refused is None), (problem, refused)
+    if refused is not None:
+        assert "\n" not in problem
+        own = set(target.state_dict())
+        for count, what in ((len(own - set(state)), "missing"), (len(set(state) - own), "unexpected")):
+            assert (f"{count} {what} key(s)" in problem) == (count > 0), problem
+        assert ("size mismatch" in refused) == ("shape difference" in problem), problem

@@ -22,9 +22,9 @@ from lightning.pytorch.loggers import WandbLogger
 
 from pose2met.data.datamodule import Pose2MetDataModule
 from pose2met.lit.callbacks import StageAwareCheckpoint, run_dir
-from pose2met.lit.checkpoint import CheckpointError
+from pose2met.lit.checkpoint import CheckpointError, describe_mismatch, read_checkpoint
 from pose2met.lit.task import Pose2MetTask
-from pose2met.safe_load import check_checkpoint_path
+from pose2met.safe_load import check_checkpoint_path, local_checkpoint_file
 
 USAGE = """usage: pose2met {fit,validate,test,predict} [--config FILE ...] [--key value ...]
        pose2met data info FILE
@@ -107,8 +107,32 @@ class Pose2MetCLI(LightningCLI):
         if subcommand:
             check_checkpoint_path(self.config[subcommand].get("ckpt_path"), CheckpointError)
 
+    def check_checkpoint_fits(self) -> None:
+        """Fail in one line when ``--ckpt_path`` holds weights of another architecture than the config's
+        (Lightning's strict load would dump every key); the usual cause is a missing ``--config``."""
+        path = local_checkpoint_file(self.config_get("ckpt_path"))
+        if path is None:
+            return
+        state = read_checkpoint(path).get("state_dict")
+        problem = describe_mismatch(self.model.state_dict(), state) if isinstance(state, dict) else None
+        if problem:
+            raise CheckpointError(
+                f"{path}: its weights do not fit the model of this config: {problem}; pass the config "
+                "the run saved (config.yaml in its run folder) with --config"
+            )
+
     def before_fit(self) -> None:
+        self.check_checkpoint_fits()
         self._started = time.perf_counter()
+
+    def before_validate(self) -> None:
+        self.check_checkpoint_fits()
+
+    def before_test(self) -> None:
+        self.check_checkpoint_fits()
+
+    def before_predict(self) -> None:
+        self.check_checkpoint_fits()
 
     def after_fit(self) -> None:
         if not self.config_get("test_after_fit") or self.trainer.fast_dev_run or self.trainer.interrupted:

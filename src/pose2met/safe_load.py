@@ -60,15 +60,22 @@ def load_torch_file(
 LIGHTNING_CKPT_ALIASES = frozenset({"best", "last", "hpc", "registry"})
 
 
+def local_checkpoint_file(ckpt_path: str | os.PathLike | None) -> str | None:
+    """``ckpt_path`` if it names a local file; None for None, Lightning's aliases and remote URLs."""
+    if ckpt_path is None:
+        return None
+    text = os.fspath(ckpt_path)
+    if text in LIGHTNING_CKPT_ALIASES or text.startswith("registry:") or "://" in text:
+        return None
+    return text
+
+
 def check_checkpoint_path(ckpt_path: str | os.PathLike | None, error: type[Exception]) -> None:
     """Fail early, in one line, on a ``--ckpt_path`` file that Lightning could not read.
 
     Lightning's aliases (``best``, ``last``, ...) and remote URLs pass; a local file must load
     weights-only with torch's default allowed types, as LightningCLI itself loads it.
     """
-    if ckpt_path is None:
-        return
-    text = os.fspath(ckpt_path)
-    if text in LIGHTNING_CKPT_ALIASES or text.startswith("registry:") or "://" in text:
-        return
-    load_torch_file(text, error)
+    path = local_checkpoint_file(ckpt_path)
+    if path is not None:
+        load_torch_file(path, error)

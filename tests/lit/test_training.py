@@ -309,10 +309,14 @@ def test_cli_bad_checkpoint_or_data_gives_one_line(
     truncated = tmp_path / "cut.ckpt"
     torch.save({"w": torch.ones(100)}, tmp_path / "whole.ckpt")
     truncated.write_bytes((tmp_path / "whole.ckpt").read_bytes()[:200])
+    other = tmp_path / "other_model.ckpt"  # a checkpoint of another architecture (e.g. no --config)
+    torch.save({"state_dict": {"model.encoder.blocks.9.weight": torch.ones(3)}}, other)
     cases = [
         (["test", *args[1:], "--ckpt_path", str(text)], str(text), "not a readable PyTorch checkpoint"),
         (["fit", *args[1:], "--ckpt_path", str(truncated)], str(truncated), "truncated or corrupted zip"),
         (["test", *args[1:], "--ckpt_path", str(tmp_path / "none.ckpt")], "none.ckpt", "not found"),
+        (["test", *args[1:], "--ckpt_path", str(other)], str(other), "do not fit the model of this config"),
+        (["validate", *args[1:], "--ckpt_path", str(other)], "1 unexpected key(s)", "pass the config"),
         ([*args, "--data.path", str(text)], str(text), "cannot be opened as an HDF5 file"),
         ([*args, "--data.path", str(tmp_path / "h36m.h5")], "h36m.h5", "no such Pose2Met file (convert"),
         # errors of our constructors, which jsonargparse wraps in its own ValueError

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -64,6 +65,32 @@ def model_state_dict(ckpt: dict[str, Any], path: str | os.PathLike) -> dict[str,
     return {k[len(MODEL_PREFIX) :]: v for k, v in state.items() if k.startswith(MODEL_PREFIX)}
 
 
+def describe_mismatch(
+    own: Mapping[str, torch.Tensor], given: Mapping[str, Any], limit: int = 3
+) -> str | None:
+    """Why ``given`` cannot be loaded strictly into a module whose state dict is ``own``; None if it can.
+
+    One line: the counts of missing keys, unexpected keys and shape differences, each with examples.
+    """
+    missing = [k for k in own if k not in given]
+    unexpected = [k for k in given if k not in own]
+    shapes = [
+        f"{k} {tuple(given[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if k in given and isinstance(given[k], torch.Tensor) and given[k].shape != own[k].shape
+    ]
+    parts = [
+        f"{len(items)} {what} (e.g. {', '.join(items[:limit])})"
+        for what, items in (
+            ("missing key(s)", missing),
+            ("unexpected key(s)", unexpected),
+            ("shape difference(s), file vs model", shapes),
+        )
+        if items
+    ]
+    return "; ".join(parts) or None
+
+
 def load_weights_into(model: nn.Module, path: str | os.PathLike) -> list[str]:
     """Copy every weight of ``path`` whose name and shape match into ``model``; return the loaded names.
 
@@ -97,8 +124,9 @@ def load_model(path: str | os.PathLike) -> tuple[Pose2MetModel, dict[str, Any]]:
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path}: no '{CHECKPOINT_META_KEY}' entry; not written by a Pose2Met task")
     model = build_model(meta)
-    try:
-        model.load_state_dict(model_state_dict(ckpt, path))
-    except RuntimeError as err:
-        raise CheckpointError(f"{path}: weights do not fit the stored architecture: {err}") from err
+    state = model_state_dict(ckpt, path)
+    problem = describe_mismatch(model.state_dict(), state)
+    if problem:
+        raise CheckpointError(f"{path}: weights do not fit the stored architecture: {problem}")
+    model.load_state_dict(state)
     return model.eval(), meta
