@@ -312,7 +312,7 @@ def train_rows(args: argparse.Namespace, official: Callable | None) -> list[Row]
     if official is not None:
         # the small model's weights in the official layout, trained via the official forward (batch-stat BN)
         sd, cfg = official_state_dict(model, len(model.encoder.blocks), frames, device)
-        sd = {k: v.clone().requires_grad_(k.endswith(("weight", "bias"))) for k, v in sd.items()}
+        sd = {k: v.requires_grad_(k.endswith(("weight", "bias"))) for k, v in sd.items()}  # own copies
         opt = torch.optim.AdamW([v for v in sd.values() if v.requires_grad], lr=5e-4, weight_decay=0.01)
         step = step_fn(lambda inp: official(sd, cfg, inp, training=True), opt)
         paths[OFFICIAL] = BenchPath(step, params_m(model), count_gflop(step), "fwd+bwd+AdamW")

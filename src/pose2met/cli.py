@@ -22,9 +22,9 @@ from lightning.pytorch.loggers import WandbLogger
 
 from pose2met.data.datamodule import Pose2MetDataModule
 from pose2met.lit.callbacks import StageAwareCheckpoint, run_dir
-from pose2met.lit.checkpoint import CheckpointError, describe_mismatch, read_checkpoint
+from pose2met.lit.checkpoint import CheckpointError, describe_mismatch
 from pose2met.lit.task import Pose2MetTask
-from pose2met.safe_load import check_checkpoint_path, local_checkpoint_file
+from pose2met.safe_load import check_checkpoint_path
 
 USAGE = """usage: pose2met {fit,validate,test,predict} [--config FILE ...] [--key value ...]
        pose2met data info FILE
@@ -104,18 +104,18 @@ class Pose2MetCLI(LightningCLI):
         super().parse_arguments(parser, args)
         # checked before LightningCLI reads the checkpoint's hyperparameters (a raw torch.load)
         subcommand = self.config.get("subcommand")
-        if subcommand:
-            check_checkpoint_path(self.config[subcommand].get("ckpt_path"), CheckpointError)
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        # kept until the model exists, for check_checkpoint_fits (no second read of the file)
+        self._checked_checkpoint = check_checkpoint_path(ckpt_path, CheckpointError)
 
     def check_checkpoint_fits(self) -> None:
         """Fail in one line when ``--ckpt_path`` holds weights of another architecture than the config's
         (Lightning's strict load would dump every key); the usual cause is a missing ``--config``."""
-        path = local_checkpoint_file(self.config_get("ckpt_path"))
-        if path is None:
-            return
-        state = read_checkpoint(path).get("state_dict")
+        ckpt, self._checked_checkpoint = getattr(self, "_checked_checkpoint", None), None
+        state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
         problem = describe_mismatch(self.model.state_dict(), state) if isinstance(state, dict) else None
         if problem:
+            path = self.config_get("ckpt_path")
             raise CheckpointError(
                 f"{path}: its weights do not fit the model of this config: {problem}; pass the config "
                 "the run saved (config.yaml in its run folder) with --config"

@@ -70,12 +70,12 @@ def local_checkpoint_file(ckpt_path: str | os.PathLike | None) -> str | None:
     return text
 
 
-def check_checkpoint_path(ckpt_path: str | os.PathLike | None, error: type[Exception]) -> None:
+def check_checkpoint_path(ckpt_path: str | os.PathLike | None, error: type[Exception]) -> Any:
     """Fail early, in one line, on a ``--ckpt_path`` file that Lightning could not read.
 
-    Lightning's aliases (``best``, ``last``, ...) and remote URLs pass; a local file must load
-    weights-only with torch's default allowed types, as LightningCLI itself loads it.
+    Lightning's aliases (``best``, ``last``, ...) and remote URLs pass (None is returned); a local
+    file must load weights-only with torch's default allowed types, as LightningCLI itself loads it,
+    and its content is returned.
     """
     path = local_checkpoint_file(ckpt_path)
-    if path is not None:
-        load_torch_file(path, error)
+    return None if path is None else load_torch_file(path, error)
