@@ -15,7 +15,7 @@ from data_tiny_files import LEFT_RIGHT, frame_values, write_tiny
 
 from pose2met.data.datamodule import Pose2MetDataModule
 from pose2met.data.h5format import SchemaError
-from pose2met.data.transforms import target_to_mm
+from pose2met.data.transforms import flip_pose, target_to_mm
 
 SPLITS4 = ("train", "train", "val", "test")
 
@@ -197,6 +197,35 @@ def test_two_persistent_workers_serve_the_same_clips(tiny_file: Callable[..., Pa
     assert loader._iterator is iterator and iterator is not None
     train = workers.train_dataloader()
     assert sorted(_epoch_signature(train)) == sorted(_epoch_signature(serial.train_dataloader()))
+
+
+def _epoch_inputs(loader: torch.utils.data.DataLoader) -> torch.Tensor:
+    return torch.cat([b["input_2d"] for b in loader])
+
+
+def test_flips_depend_only_on_seed_and_epoch(tiny_file: Callable[..., Path]) -> None:
+    path = tiny_file(splits=SPLITS4)
+    serial = _dm(path, flip_augment=True, seed=4)
+    workers = _dm(path, flip_augment=True, seed=4, num_workers=2)
+    for dm in (serial, workers):
+        dm.setup("fit")
+    plain = _dm(path, seed=4)  # same clips, never flipped
+    plain.setup("fit")
+    for epoch in (0, 1):
+        loaders = [dm.train_dataloader() for dm in (serial, workers)]
+        for loader in loaders:
+            loader.sampler.set_epoch(epoch)
+        torch.manual_seed(epoch)
+        got = _epoch_inputs(loaders[0])
+        torch.manual_seed(99)  # the global RNG (and the workers' seeds) no longer matter
+        assert torch.equal(_epoch_inputs(loaders[1]), got)
+        # each clip is mirrored iff its own seed says so: numpy's generator, seeded independently
+        keys = list(loaders[0].sampler)
+        flips = [np.random.default_rng(k.seed).random() < 0.5 for k in keys]
+        assert 0 < sum(flips) < len(flips)
+        for row, key, flip in zip(got, keys, flips, strict=True):
+            unflipped = plain.datasets["train"][key.index]["input_2d"]
+            assert torch.equal(row, flip_pose(unflipped) if flip else unflipped)
 
 
 def test_dataset_pickles_after_reading(tiny_file: Callable[..., Path]) -> None:

@@ -52,3 +52,18 @@ def test_resume_mid_epoch_gives_the_remaining_batches() -> None:
     rest = [b[0].tolist() for b in resumed]
     assert seen + rest == expected
     assert [b[0].tolist() for b in resumed] == expected  # the next pass starts from the beginning again
+
+
+def test_item_seeds_follow_the_item_not_the_rank_or_resume() -> None:
+    whole = EpochSeededSampler(11, seed=3, item_seeds=True)
+    keys = list(whole)
+    assert [k.index for k in keys] == list(EpochSeededSampler(11, seed=3))  # the same order as without seeds
+    seed_of = {k.index: k.seed for k in keys}
+    assert len(set(seed_of.values())) == 11
+    ranks = [EpochSeededSampler(11, seed=3, item_seeds=True, num_replicas=2, rank=r) for r in (0, 1)]
+    assert all(seed_of[k.index] == k.seed for s in ranks for k in s)
+    resumed = EpochSeededSampler(11, seed=3, item_seeds=True)
+    resumed.skip = 4
+    assert list(resumed) == keys[4:]
+    whole.set_epoch(1)
+    assert {k.index: k.seed for k in whole} != seed_of  # fresh draws each epoch

@@ -212,7 +212,9 @@ class KillAt(Callback):
             raise Crash(f"killed at step {self.step}")
 
 
-def _resume_run(data: Path, root: Path, kill_at: int | None, ckpt_path: str | None) -> dict[str, float]:
+def _resume_run(
+    data: Path, root: Path, kill_at: int | None, ckpt_path: str | None, workers: int = 0
+) -> dict[str, float]:
     L.seed_everything(7, workers=True)
     task = HPETask(tiny_encoder(dropout=0.1))
     ckpt = ModelCheckpoint(dirpath=root, every_n_train_steps=1, save_top_k=-1, filename="{step}")
@@ -225,7 +227,8 @@ def _resume_run(data: Path, root: Path, kill_at: int | None, ckpt_path: str | No
         callbacks=callbacks,
         enable_checkpointing=True,
     )
-    trainer.fit(task, datamodule=datamodule(data, max_train_clips=16), ckpt_path=ckpt_path)
+    dm = datamodule(data, max_train_clips=16, flip_augment=True, num_workers=workers)
+    trainer.fit(task, datamodule=dm, ckpt_path=ckpt_path)
     return {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
 
 
@@ -235,7 +238,8 @@ def test_resume_mid_epoch_gives_same_metrics(synthmet_tiny: Path, tmp_path: Path
         _resume_run(synthmet_tiny, tmp_path / "killed", 7, None)  # crash at step 7, mid second epoch
     killed_ckpt = tmp_path / "killed" / "step=6.ckpt"
     assert killed_ckpt.is_file()
-    resumed = _resume_run(synthmet_tiny, tmp_path / "resumed", None, str(killed_ckpt))
+    # resumed with two loader workers: flips are seeded per item, so workers change nothing
+    resumed = _resume_run(synthmet_tiny, tmp_path / "resumed", None, str(killed_ckpt), workers=2)
     assert full.keys() == resumed.keys() and "val/mpjpe" in full
     for key in full:
         assert resumed[key] == pytest.approx(full[key], rel=1e-6, abs=1e-6), key

@@ -277,6 +277,7 @@ class Pose2MetDataModule(L.LightningDataModule):
             num_samples=hp.max_train_clips,
             num_replicas=trainer.world_size if trainer is not None else 1,
             rank=trainer.global_rank if trainer is not None else 0,
+            item_seeds=True,  # flips independent of workers and resumes
             batch_size=hp.batch_size,
             **self._loader_kwargs(),
         )

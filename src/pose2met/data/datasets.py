@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 from pose2met.data.clips import ClipTable, clip_positions, interpolate_frames, resample_positions
 from pose2met.data.h5format import SchemaError
 from pose2met.data.reader import Pose2MetFile
+from pose2met.data.resumable import ItemKey
 from pose2met.data.transforms import TARGET_SPACES, camera_target, flip_pose, image25d_target, normalize_2d
 
 Input2D = Literal["detected", "ground_truth"]
@@ -31,6 +32,8 @@ class ClipDataset(Dataset):
             (``joints_2d_gt`` with confidence 1).
         target_space: ``"camera"`` or ``"image25d"`` (see :mod:`pose2met.data.transforms`).
         flip_prob: probability of mirroring a clip (input and target together); training only.
+            An :class:`~pose2met.data.resumable.ItemKey` index draws the flip from its own seed
+            (the same in any worker and after a resume); a bare index draws from torch's RNG.
 
     Item keys (``T`` frames, ``J`` joints): ``input_2d`` float32 ``(T, J, 3)``; ``target_3d`` float32
     ``(T, J, 3)`` if the file has 3D; ``factor_2_5d`` float32 ``(T,)`` (1 if absent); ``image_size``
@@ -96,7 +99,15 @@ class ClipDataset(Dataset):
         arrays = {k: v[pos - lo] for k, v in raw.items()}
         return arrays, np.where(real, offset + pos, -1), real
 
-    def __getitem__(self, index: int) -> dict[str, Tensor | str]:
+    def _flip(self, key: int | ItemKey) -> bool:
+        if self.flip_prob == 0:
+            return False
+        if isinstance(key, ItemKey):
+            return bool(np.random.default_rng(key.seed).random() < self.flip_prob)
+        return bool(torch.rand(()) < self.flip_prob)
+
+    def __getitem__(self, key: int | ItemKey) -> dict[str, Tensor | str]:
+        index = key.index if isinstance(key, ItemKey) else key
         if not -len(self) <= index < len(self):
             raise IndexError(f"clip {index} out of range for {len(self)} clips")
         seq = int(self.clips.sequence[index])
@@ -122,7 +133,7 @@ class ClipDataset(Dataset):
         item: dict[str, Tensor | str] = {"input_2d": torch.from_numpy(input_2d.astype(np.float32))}
         if self.file.has_3d:
             item["target_3d"] = torch.from_numpy(self._target(arrays, factor, width).astype(np.float32))
-        if self.flip_prob > 0 and torch.rand(()) < self.flip_prob:
+        if self._flip(key):
             item["input_2d"] = flip_pose(item["input_2d"])
             if "target_3d" in item:
                 item["target_3d"] = flip_pose(item["target_3d"])
