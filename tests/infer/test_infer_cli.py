@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +127,45 @@ def test_plots_and_gif(unified_checkpoint: Path, tmp_path: Path) -> None:
     png_ok(plots / "kcal_timeline.png", (640, 320))
     gif = Image.open(plots / "skeleton.gif")
     assert gif.n_frames == T
+
+
+def test_mp4_with_the_bundled_ffmpeg(
+    unified_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import imageio_ffmpeg
+
+    monkeypatch.setenv("PATH", "")  # no system ffmpeg: the one of the imageio-ffmpeg wheel is used
+    np.save(tmp_path / "kp.npy", coco_sequence())
+    plots = tmp_path / "plots"
+    assert run_infer(unified_checkpoint, tmp_path / "kp.npy", tmp_path / "o.npz", "--fps", "25",
+                     "--plot", str(plots), "--mp4") == 0  # fmt: skip
+    video = plots / "skeleton.mp4"
+    frames, seconds = imageio_ffmpeg.count_frames_and_secs(str(video))  # ffmpeg decodes the whole file
+    assert frames == T and seconds == pytest.approx(T / 25, abs=0.05)
+    reader = imageio_ffmpeg.read_frames(str(video))
+    meta = next(reader)
+    assert tuple(meta["size"]) == (320, 320)  # 4 in at 80 dpi
+    first = np.frombuffer(next(reader), dtype=np.uint8)
+    assert first.size == 320 * 320 * 3 and first.std() > 0
+    reader.close()
+
+
+def test_mp4_without_any_ffmpeg_fails_before_work(
+    unified_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import pose2met.viz.animation as animation
+
+    monkeypatch.setenv("PATH", "")
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # the [video] extra not installed
+    assert animation.find_ffmpeg() is None
+    np.save(tmp_path / "kp.npy", coco_sequence())
+    args = ("--plot", str(tmp_path / "plots"), "--mp4")
+    assert run_infer(unified_checkpoint, tmp_path / "kp.npy", tmp_path / "o.npz", *args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == 'error: --mp4 needs ffmpeg, none found: pip install "pose2met[video]" or use --gif'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kp.npy"]
+    with pytest.raises(animation.AnimationError, match=r"clip\.mp4: MP4 needs ffmpeg, none found"):
+        animation.save_skeleton_animation(np.zeros((3, 17, 3)), tmp_path / "clip.mp4")
 
 
 def test_viz_compare_and_attention(unified_checkpoint: Path, synthmet_tiny: Path, tmp_path: Path) -> None:

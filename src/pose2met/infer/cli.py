@@ -99,7 +99,7 @@ def infer_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="OUT.npz or OUT.json")
     p.add_argument("--plot", default=None, metavar="DIR", help="write PNG figures into DIR")
     p.add_argument("--gif", action="store_true", help="with --plot: also an animated GIF of the skeleton")
-    p.add_argument("--mp4", action="store_true", help="with --plot: also an MP4 (needs ffmpeg)")
+    p.add_argument("--mp4", action="store_true", help="with --plot: also an MP4 (ffmpeg, pose2met[video])")
     p.add_argument("--stride", type=int, default=None, help="window stride in frames (default T/2)")
     p.add_argument("--batch-size", type=int, default=8, help="windows per model call")
     p.add_argument("--no-flip", action="store_true", help="no left/right flip test-time averaging")
@@ -113,10 +113,10 @@ def _infer(args: argparse.Namespace) -> None:
     if (args.gif or args.mp4) and not args.plot:
         raise InferenceError("--gif/--mp4 need --plot DIR")
     if args.mp4:
-        from matplotlib import animation
+        from pose2met.viz.animation import find_ffmpeg
 
-        if not animation.writers.is_available("ffmpeg"):
-            raise InferenceError("--mp4 needs ffmpeg on PATH (not found); use --gif instead")
+        if find_ffmpeg() is None:
+            raise InferenceError('--mp4 needs ffmpeg, none found: pip install "pose2met[video]" or use --gif')
     if args.stride is not None and args.stride < 1:
         raise InferenceError(f"--stride must be >= 1, got {args.stride}")
     intrinsics = Intrinsics(*args.intrinsics) if args.intrinsics else None

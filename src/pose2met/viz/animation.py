@@ -1,8 +1,13 @@
-"""Animated 3D skeleton of a predicted sequence: GIF (Pillow, ships with matplotlib) or MP4 (ffmpeg)."""
+"""Animated 3D skeleton of a predicted sequence: GIF (Pillow, ships with matplotlib) or MP4 (ffmpeg).
+
+MP4 uses the ``ffmpeg`` on PATH, else the one bundled by the ``imageio-ffmpeg`` wheel
+(``pip install "pose2met[video]"``), so no system package is needed.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import matplotlib
@@ -19,8 +24,27 @@ from pose2met.viz.skeleton import draw_skeleton_3d  # noqa: E402
 MAX_ANIMATION_FRAMES = 300
 
 
+#: What to do when no ffmpeg is found.
+FFMPEG_HINT = 'install one (pip install "pose2met[video]" bundles it) or use a .gif name instead'
+
+
 class AnimationError(RuntimeError):
     """An animation that cannot be written (e.g. MP4 without ffmpeg)."""
+
+
+def find_ffmpeg() -> str | None:
+    """The ffmpeg executable: matplotlib's setting or PATH first, then imageio-ffmpeg's; None if neither."""
+    found = shutil.which(matplotlib.rcParams["animation.ffmpeg_path"])
+    if found:
+        return found
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        return None
+    try:
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError:  # the wheel of another platform, or its binary removed
+        return None
 
 
 def save_skeleton_animation(
@@ -40,8 +64,9 @@ def save_skeleton_animation(
     suffix = path.suffix.lower()
     if suffix not in (".gif", ".mp4"):
         raise AnimationError(f"{path}: animation name must end with .gif or .mp4")
-    if suffix == ".mp4" and not animation.writers.is_available("ffmpeg"):
-        raise AnimationError(f"{path}: MP4 needs ffmpeg on PATH (not found); use a .gif name instead")
+    ffmpeg = find_ffmpeg() if suffix == ".mp4" else None
+    if suffix == ".mp4" and ffmpeg is None:
+        raise AnimationError(f"{path}: MP4 needs ffmpeg, none found; {FFMPEG_HINT}")
     joints = np.asarray(joints, dtype=np.float64)
     if joints.ndim != 3 or joints.shape[1:] != (17, 3) or len(joints) == 0:
         raise AnimationError(f"animation: expected joints (T, 17, 3) with T >= 1, got {joints.shape}")
@@ -60,7 +85,9 @@ def save_skeleton_animation(
 
     anim = animation.FuncAnimation(fig, draw, frames=len(frames), blit=False)
     writer = animation.PillowWriter(fps=rate) if suffix == ".gif" else animation.FFMpegWriter(fps=rate)
+    settings = {"animation.ffmpeg_path": ffmpeg} if ffmpeg else {}
     try:
-        return write_atomic(path, lambda tmp: anim.save(str(tmp), writer=writer, dpi=dpi))
+        with matplotlib.rc_context(settings):
+            return write_atomic(path, lambda tmp: anim.save(str(tmp), writer=writer, dpi=dpi))
     finally:
         plt.close(fig)
