@@ -6,6 +6,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
@@ -255,6 +256,37 @@ def test_energy_task_on_data_without_kcal_fails_clearly(tmp_path: Path, synthmet
     task = EnergyTask(tiny_encoder(), setting="standard")
     with pytest.raises(ValueError, match="kcal"):
         tiny_trainer(tmp_path).fit(task, datamodule=datamodule(no_kcal))
+
+
+def test_energy_eval_per_sequence_scores_each_video_once(synthmet_tiny: Path, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    task = EnergyTask(tiny_encoder(), kcal_range=(0.0, 1000.0), energy_eval="sequence", test_flip=False)
+    with torch.no_grad():  # sharper, input-dependent distributions than the initial, nearly flat ones
+        for layer in task.model.calorie_head.mlp:
+            if isinstance(layer, torch.nn.Linear):
+                layer.weight.normal_(0.0, 1.0)
+    dm = datamodule(synthmet_tiny, batch_size=3)
+    trainer = tiny_trainer(tmp_path, limit_test_batches=1.0)
+    (result,) = trainer.test(task, datamodule=dm, verbose=False)
+    # reference: every test window through the same model, mixed per sequence in NumPy
+    probs, seqs, weights, labels = [], [], [], {}
+    task.eval()
+    with torch.no_grad():
+        for batch in dm.test_dataloader():
+            probs.append(task(batch["input_2d"])["kcal_logits"].softmax(-1).double().numpy())
+            seqs += batch["sequence_index"].tolist()
+            weights += (batch["frame_index"] >= 0).sum(-1).tolist()
+            labels.update(zip(batch["sequence_index"].tolist(), batch["kcal"].double().tolist(), strict=True))
+    p, seqs, weights = np.concatenate(probs), np.array(seqs), np.array(weights, dtype=float)
+    ids = np.unique(seqs)
+    assert len(ids) < len(seqs)  # several windows per video: the two evaluations differ
+    centers = task.model.calorie_head.bin_centers.double().numpy()
+    mixtures = np.stack([weights[seqs == i] @ p[seqs == i] / weights[seqs == i].sum() for i in ids])
+    error = mixtures @ centers - np.array([labels[i] for i in ids])
+    assert result["test/mae_expectation"] == pytest.approx(np.abs(error).mean(), rel=1e-5)
+    assert result["test/rmse_expectation"] == pytest.approx(np.sqrt((error**2).mean()), rel=1e-5)
+    per_clip = p @ centers - np.array([labels[i] for i in seqs])
+    assert abs(np.abs(per_clip).mean() - np.abs(error).mean()) > 1.0  # kcal/h: clip scoring differs
 
 
 def test_bad_task_configs_raise() -> None:

@@ -71,6 +71,30 @@ def _energy_batches() -> list[dict[str, Any]]:
     return batches
 
 
+def _sequence_batches() -> list[dict[str, Any]]:
+    """Clips of five sequences; sequence 0 has clips in batch 0 and batch 2 (on the other rank)."""
+    g = torch.Generator().manual_seed(2)
+    table = {  # sequence -> (label, known, activity)
+        0: (210.0, True, "A001"), 1: (330.0, True, "A002"), 2: (180.0, False, "A034"),
+        3: (400.0, True, "A001"), 4: (260.0, False, "A034"),
+    }  # fmt: skip
+    batches = []
+    for seqs in ([0, 1], [2, 3, 3], [4, 0, 1], [2]):
+        labels = torch.tensor([table[s][0] for s in seqs])
+        logits = -((CENTERS[None] - labels[:, None] - 30 * torch.randn(len(seqs), 1, generator=g)) ** 2) / 800
+        batches.append(
+            dict(
+                probs=logits.softmax(-1),
+                labels=labels,
+                known=torch.tensor([table[s][1] for s in seqs]),
+                acts=[table[s][2] for s in seqs],
+                seqs=torch.tensor(seqs),
+                weights=torch.randint(1, 10, (len(seqs),), generator=g).double(),
+            )
+        )
+    return batches
+
+
 def _metrics(**kwargs: Any) -> dict[str, tuple[Metric, Callable[[Metric, dict[str, Any]], None], str]]:
     """name -> (metric, how to update it with one batch, which batches it reads)."""
 
@@ -85,6 +109,9 @@ def _metrics(**kwargs: Any) -> dict[str, tuple[Metric, Callable[[Metric, dict[st
 
     def energy(m: Metric, b: dict[str, Any]) -> None:
         m.update(b["probs"], b["labels"], b["known"], b["acts"])
+
+    def per_sequence(m: Metric, b: dict[str, Any]) -> None:
+        m.update(b["probs"], b["labels"], b["known"], b["acts"], sequence=b["seqs"], weight=b["weights"])
 
     def vid2burn(m: Metric, b: dict[str, Any]) -> None:
         m.update(b["probs"], b["labels"])
@@ -105,6 +132,16 @@ def _metrics(**kwargs: Any) -> dict[str, tuple[Metric, Callable[[Metric, dict[st
         energy,
         "energy_rank0",
     )
+    out["energy_per_sequence"] = (
+        EnergyMetrics(CENTERS, activities=ACTIVITIES, per_sequence=True, **kwargs),
+        per_sequence,
+        "sequences",
+    )
+    out["energy_per_sequence_rank0_only"] = (
+        EnergyMetrics(CENTERS, activities=ACTIVITIES, per_sequence=True, **kwargs),
+        per_sequence,
+        "sequences_rank0",
+    )
     out["vid2burn"] = (Vid2BurnMetric(CENTERS, **kwargs), vid2burn, "energy")
     out["gaussian_nll"] = (GaussianNLL(**kwargs), nll, "energy")
     return out
@@ -119,18 +156,22 @@ def _worker(rank: int, world: int, port: int) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        pose, energy = _pose_batches(), _energy_batches()
+        pose, energy, sequences = _pose_batches(), _energy_batches(), _sequence_batches()
         data = {
             "pose": pose,
             "energy": energy,
             "pose_rank0": pose,
             "energy_rank0": energy,
+            "sequences": sequences,
+            "sequences_rank0": sequences,
         }
         shards = {  # uneven splits; batch 0 and its overlap (batch 4) land on different ranks
             "pose": [pose[:3], pose[3:]],
             "energy": [energy[:1], energy[1:]],
             "pose_rank0": [pose, []],
             "energy_rank0": [energy, []],
+            "sequences": [sequences[:1], sequences[1:]],  # sequences 0 and 1 have clips on both ranks
+            "sequences_rank0": [sequences, []],
         }
         distributed = _metrics()
         single = _metrics(sync_on_compute=False)
@@ -172,3 +213,7 @@ def test_single_process_reference_sees_the_cross_rank_cases() -> None:
     energy = _energy_batches()
     assert bool(energy[0]["known"].all()) and not bool(energy[3]["known"].all())
     assert "A034" not in energy[0]["acts"]
+    sequences = _sequence_batches()
+    first_rank = set(sequences[0]["seqs"].tolist())
+    second_rank = {int(s) for b in sequences[1:] for s in b["seqs"]}
+    assert first_rank & second_rank == {0, 1}

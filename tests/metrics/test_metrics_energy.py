@@ -194,6 +194,51 @@ def test_energy_metrics_optional_groups_and_errors() -> None:
         EnergyMetrics(CENTERS[:1])
 
 
+def test_per_sequence_scores_the_weighted_mixture_of_each_sequence() -> None:
+    probs, _ = _predictions(n=11, seed=9)
+    rng = np.random.default_rng(9)
+    seq = np.array([4, 1, 4, 7, 1, 4, 2, 7, 2, 2, 9])  # clips of 5 sequences, interleaved
+    seq_label = {s: rng.uniform(150, 450) for s in np.unique(seq)}
+    seq_label = {s: float(np.float32(v)) for s, v in seq_label.items()}
+    seq_known = {1: True, 2: True, 4: False, 7: True, 9: False}
+    labels = np.array([seq_label[s] for s in seq])
+    known = np.array([seq_known[s] for s in seq])
+    weight = rng.integers(1, 28, len(seq)).astype(np.float64)  # real frames per clip
+    metric = EnergyMetrics(CENTERS, per_sequence=True)
+    for sl in (slice(0, 4), slice(4, 11)):
+        metric.update(
+            _t(probs[sl]), _t(labels[sl]), torch.tensor(known[sl]),
+            sequence=torch.tensor(seq[sl]), weight=torch.tensor(weight[sl]),
+        )  # fmt: skip
+    out = metric.compute()
+    ids = np.unique(seq)
+    mix = np.stack([(weight[seq == s, None] * probs[seq == s]).sum(0) / weight[seq == s].sum() for s in ids])
+    mix_labels = np.array([seq_label[s] for s in ids])
+    mix_known = np.array([seq_known[s] for s in ids])
+    for prefix, mask in (("", np.ones(len(ids), bool)), ("known/", mix_known), ("unknown/", ~mix_known)):
+        ref = _np_point(mix[mask], mix_labels[mask])
+        ref.update({k: v.mean() for k, v in _np_vid2burn(mix[mask], mix_labels[mask]).items()})
+        for key, value in ref.items():
+            tol = 1e-5 if key in ("spearman", "pearson") else 1e-9
+            assert out[prefix + key].item() == pytest.approx(value, rel=tol, abs=1e-6), prefix + key
+    # differs from scoring the clips one by one
+    clips = EnergyMetrics(CENTERS)
+    clips.update(_t(probs), _t(labels))
+    assert clips.compute()["nll"] != pytest.approx(out["nll"].item())
+
+
+def test_per_sequence_errors() -> None:
+    probs, labels = _predictions(n=3, seed=10)
+    metric = EnergyMetrics(CENTERS, per_sequence=True)
+    with pytest.raises(ValueError, match=r"needs integer `sequence` ids of shape \(3,\), got None"):
+        metric.update(_t(probs), _t(labels))
+    with pytest.raises(ValueError, match="`weight` must be positive"):
+        metric.update(_t(probs), _t(labels), sequence=torch.arange(3), weight=torch.tensor([1.0, 0.0, 2.0]))
+    metric.update(_t(probs), _t(labels), sequence=torch.tensor([5, 5, 6]))  # two labels for sequence 5
+    with pytest.raises(ValueError, match="the clips of sequence 5 disagree in their label"):
+        metric.compute()
+
+
 def test_gaussian_nll_class_matches_formula() -> None:
     rng = np.random.default_rng(8)
     mean, std, target = rng.normal(300, 30, 9), rng.uniform(5, 40, 9), rng.normal(300, 30, 9)

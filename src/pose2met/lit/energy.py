@@ -52,6 +52,7 @@ class EnergyTask(Pose2MetTask):
         kcal_sigma: std of the Gaussian target distribution (kcal/h).
         calorie_pose_features: calorie head also reads features of the predicted 3D pose (unified).
         pose_loss_weights: weights of the pose loss terms (unified).
+        energy_eval: one energy sample per ``"clip"`` (T-frame window) or per ``"sequence"`` (video).
         test_flip: test-time flip averaging.
         init_from: checkpoint to initialize matching weights from (required by ``3d_finetune``).
         compile: compile the encoder with ``torch.compile``.
@@ -69,6 +70,7 @@ class EnergyTask(Pose2MetTask):
         kcal_sigma: float = 10.0,
         calorie_pose_features: bool = False,
         pose_loss_weights: PoseLossWeights | None = None,
+        energy_eval: Literal["clip", "sequence"] = "clip",
         test_flip: bool = True,
         init_from: str | None = None,
         compile: bool = False,
@@ -88,6 +90,7 @@ class EnergyTask(Pose2MetTask):
             kcal_sigma=kcal_sigma,
             calorie_pose_features=calorie_pose_features and unified,
             pose_loss_weights=pose_loss_weights,
+            energy_eval=energy_eval,
             test_flip=test_flip,
             init_from=init_from,
             compile=compile,

@@ -48,6 +48,8 @@ class Pose2MetTask(L.LightningModule):
         pose_loss_weights: MPJPE / N-MPJPE / velocity weights of the pose loss.
         pose_protocol: how pose metrics are reported: Human3.6M per-action or MPI-INF-3DHP rows.
         motionbert_exclude: Human3.6M only: skip the three S9 sequences the MotionBERT protocol skips.
+        energy_eval: what one energy sample is: ``"clip"`` (each T-frame window) or ``"sequence"``
+            (each video: the mixture of its windows' distributions, weighted by real frames).
         test_flip: average the predictions of the input and its left/right flip in val/test.
         init_from: checkpoint whose matching weights initialize the model (e.g. an HPE run).
         compile: compile the encoder with ``torch.compile`` (in place: checkpoint keys unchanged).
@@ -69,6 +71,7 @@ class Pose2MetTask(L.LightningModule):
         pose_loss_weights: PoseLossWeights | None = None,
         pose_protocol: Literal["h36m", "3dhp"] = "h36m",
         motionbert_exclude: bool = False,
+        energy_eval: Literal["clip", "sequence"] = "clip",
         test_flip: bool = True,
         init_from: str | None = None,
         compile: bool = False,
@@ -98,6 +101,9 @@ class Pose2MetTask(L.LightningModule):
         self.pose_loss_weights = pose_loss_weights or PoseLossWeights()
         self.pose_protocol = pose_protocol
         self.motionbert_exclude = motionbert_exclude
+        if energy_eval not in ("clip", "sequence"):
+            raise ValueError(f"energy_eval must be 'clip' or 'sequence', got {energy_eval!r}")
+        self.energy_eval = energy_eval
         self.test_flip = test_flip
         self.init_from = init_from
         self.optimizer_factory = optimizer
@@ -146,6 +152,7 @@ class Pose2MetTask(L.LightningModule):
                     self.model.calorie_head.bin_centers.detach().clone(),
                     sigma=self.kcal_sigma,
                     activities=dm.activities,
+                    per_sequence=self.energy_eval == "sequence",
                 )
             self.metrics[split] = torch.nn.ModuleDict(group)
 
@@ -234,6 +241,8 @@ class Pose2MetTask(L.LightningModule):
                 batch["kcal"],
                 known=batch.get("known"),
                 activity=list(batch["action"]),
+                sequence=batch["sequence_index"],
+                weight=(batch["frame_index"] >= 0).sum(-1),  # real (not padded) frames of each window
             )
 
     def _log_epoch_metrics(self, stage: Stage) -> dict[str, float]:

@@ -20,6 +20,7 @@ from pose2met.metrics._records import RecordMetric
 from pose2met.metrics.functional.energy import (
     _vid2burn_compute,
     _vid2burn_update,
+    check_distribution_inputs,
     distribution_moments,
     gaussian_nll,
     vid2burn_per_sample,
@@ -100,6 +101,14 @@ class GaussianNLL(Metric):
         return self.total / self.count
 
 
+#: Columns of every record: the label and the groups it belongs to.
+_SAMPLE_COLUMNS = ("label", "known", "activity")
+#: Columns scored per record (per clip), or per sequence after aggregation.
+_SCORE_COLUMNS = ("abs_error", "spc", "nll", "expectation", "std")
+#: Extra columns of ``per_sequence`` records: the sequence id, the clip's weight, its flattened probs.
+_SEQUENCE_COLUMNS = ("sequence", "weight", "probs")
+
+
 class EnergyMetrics(RecordMetric):
     """All energy metrics of a test set, overall and per activity set, in one flat dict.
 
@@ -116,6 +125,12 @@ class EnergyMetrics(RecordMetric):
     (``activity`` is then required in ``update``; without ``activities`` it is ignored).
     Correlations and errors are computed by torchmetrics' functional forms on the gathered records.
 
+    With ``per_sequence=True`` a sample is a whole sequence (video) instead of a clip: ``update``
+    also takes ``sequence`` ids ``(B,)`` and clip ``weight`` s ``(B,)`` (e.g. real frames), and
+    ``compute()`` scores, once per sequence, the mixture of its clips' distributions weighted by
+    ``weight`` (the distribution ``pose2met infer`` reports for a video). The clips of a sequence may
+    arrive in any order and on any rank; they must share the label.
+
     Example:
         >>> import torch
         >>> metric = EnergyMetrics(torch.arange(0.5, 500.0), activities=["A001", "A034"])
@@ -131,12 +146,14 @@ class EnergyMetrics(RecordMetric):
         bin_centers: Tensor | Sequence[float],
         sigma: float = 10.0,
         activities: Sequence[str] | None = None,
+        per_sequence: bool = False,
         **kwargs: Any,
     ) -> None:
-        columns = ("abs_error", "spc", "nll", "expectation", "std", "label", "known", "activity")
-        super().__init__(columns, **kwargs)
+        extra = _SEQUENCE_COLUMNS if per_sequence else _SCORE_COLUMNS
+        super().__init__(_SAMPLE_COLUMNS + extra, **kwargs)
         self.bin_centers = _centers(bin_centers, "EnergyMetrics")
         self.sigma = float(sigma)
+        self.per_sequence = per_sequence
         if activities is not None and (
             isinstance(activities, str) or len(set(activities)) != len(activities)
         ):
@@ -152,9 +169,10 @@ class EnergyMetrics(RecordMetric):
         target_kcal: Tensor,
         known: Tensor | None = None,
         activity: Sequence[str] | None = None,
+        sequence: Tensor | None = None,
+        weight: Tensor | None = None,
     ) -> None:
         where = "EnergyMetrics.update"
-        terms = vid2burn_per_sample(probs, target_kcal, self.bin_centers.to(probs.device), self.sigma)
         batch = probs.shape[0]
         if known is None:
             known_col = torch.full((batch,), -1.0, dtype=torch.float64, device=probs.device)
@@ -169,15 +187,50 @@ class EnergyMetrics(RecordMetric):
             activity_col = torch.tensor(ids, dtype=torch.float64, device=probs.device)
         else:
             activity_col = torch.full((batch,), -1.0, dtype=torch.float64, device=probs.device)
-        mean, std = distribution_moments(probs, self.bin_centers.to(probs.device))
-        self._append(
-            **terms,
-            expectation=mean,
-            std=std,
-            label=target_kcal.to(probs.device),
-            known=known_col,
-            activity=activity_col,
-        )
+        columns = {"label": target_kcal.to(probs.device), "known": known_col, "activity": activity_col}
+        if not self.per_sequence:
+            self._append(**columns, **self._scores(probs, columns["label"]))
+            return
+        if sequence is None or sequence.shape != (batch,) or sequence.is_floating_point():
+            got = "None" if sequence is None else f"{tuple(sequence.shape)} {sequence.dtype}"
+            raise ValueError(
+                f"{where}: per_sequence needs integer `sequence` ids of shape ({batch},), got {got}"
+            )
+        weight = torch.ones(batch, device=probs.device) if weight is None else weight
+        if weight.shape != (batch,) or not bool((weight > 0).all()):
+            raise ValueError(f"{where}: `weight` must be positive, of shape ({batch},)")
+        check_distribution_inputs(probs, target_kcal, self.bin_centers, where)
+        device = probs.device
+        self._append(**columns, sequence=sequence.to(device), weight=weight.to(device), probs=probs)
+
+    def _scores(self, probs: Tensor, label: Tensor) -> dict[str, Tensor]:
+        """Per-sample protocol terms and distribution moments of ``probs (N, K)``."""
+        centers = self.bin_centers.to(probs.device)
+        terms = vid2burn_per_sample(probs, label, centers, self.sigma)
+        mean, std = distribution_moments(probs, centers)
+        return {**terms, "expectation": mean, "std": std}
+
+    def _sequence_records(self, rec: dict[str, Tensor]) -> dict[str, Tensor]:
+        """One record per sequence: the ``weight``-ed mixture of its clips' distributions, scored."""
+        probs = rec["probs"].reshape(-1, self.bin_centers.numel())
+        ids, inverse = torch.unique(rec["sequence"], return_inverse=True)
+        w = rec["weight"]
+        mixture = torch.zeros(len(ids), probs.shape[1], dtype=torch.float64, device=probs.device)
+        mixture.index_add_(0, inverse, probs * w[:, None])
+        total = torch.zeros(len(ids), dtype=torch.float64, device=w.device).index_add_(0, inverse, w)
+        mixture /= total[:, None]
+        out = {}
+        for name in _SAMPLE_COLUMNS:
+            value = rec[name]
+            first = torch.full((len(ids),), float("nan"), dtype=torch.float64, device=value.device)
+            first[inverse] = value  # any clip's value; they must all agree:
+            if not torch.equal(first[inverse], value):
+                bad = int(ids[inverse[first[inverse] != value][0]])
+                raise ValueError(
+                    f"EnergyMetrics.compute: the clips of sequence {bad} disagree in their {name}"
+                )
+            out[name] = first
+        return {**out, **self._scores(mixture, out["label"])}
 
     @staticmethod
     def _group(rec: dict[str, Tensor], mask: Tensor, prefix: str) -> dict[str, Tensor]:
@@ -197,6 +250,8 @@ class EnergyMetrics(RecordMetric):
         rec = self._records()
         if rec["label"].numel() == 0:
             raise ValueError("EnergyMetrics.compute: no samples were scored")
+        if self.per_sequence:
+            rec = self._sequence_records(rec)
         out = self._group(rec, torch.ones_like(rec["label"], dtype=torch.bool), "")
         for prefix, flag in (("known/", 1.0), ("unknown/", 0.0)):
             mask = rec["known"] == flag
