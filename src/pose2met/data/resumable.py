@@ -114,7 +114,7 @@ class ResumableDataLoader(DataLoader):
             item_seeds=item_seeds,
         )
         # its own generator: creating an iterator then draws no number from the global torch RNG,
-        # which a resumed run restores (dropout, flip augmentation) and must not see consumed
+        # which a resumed run restores (dropout) and must not see consumed
         kwargs.setdefault("generator", torch.Generator().manual_seed(seed))
         super().__init__(dataset, sampler=sampler, **kwargs)
         self._served = 0

@@ -303,8 +303,8 @@ class Pose2MetTask(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store the model description (for :func:`pose2met.lit.checkpoint.load_model`) and RNG states.
 
-        The torch RNG drives dropout and flip augmentation; restoring it makes a run resumed from
-        a mid-epoch checkpoint continue exactly as the uninterrupted run.
+        The torch RNG drives dropout (flips are seeded per item by the sampler); restoring it makes a
+        run resumed from a mid-epoch checkpoint continue exactly as the uninterrupted run.
         """
         checkpoint[CHECKPOINT_META_KEY] = model_meta(self)
         rng = {"torch": torch.get_rng_state()}

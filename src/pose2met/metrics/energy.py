@@ -196,7 +196,7 @@ class EnergyMetrics(RecordMetric):
             raise ValueError(
                 f"{where}: per_sequence needs integer `sequence` ids of shape ({batch},), got {got}"
             )
-        weight = torch.ones(batch, device=probs.device) if weight is None else weight
+        weight = torch.ones(batch, device=probs.device) if weight is None else torch.as_tensor(weight)
         if weight.shape != (batch,) or not bool((weight > 0).all()):
             raise ValueError(f"{where}: `weight` must be positive, of shape ({batch},)")
         check_distribution_inputs(probs, target_kcal, self.bin_centers, where)
