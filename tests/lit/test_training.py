@@ -177,7 +177,7 @@ def test_loss_decreases_on_fixed_batch(synthmet_tiny: Path, setting: str) -> Non
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     assert losses[-1] < 0.6 * losses[0], losses
 
 
