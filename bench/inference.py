@@ -91,7 +91,6 @@ def sync(device: torch.device) -> None:
 class Timing:
     ms_median: float
     ms_min: float
-    speedup: float  # median over rounds of (first path's time / this path's time)
     times: list[float]  # ms, one per round
 
     def ratio_to(self, other: Timing) -> float:
@@ -102,7 +101,7 @@ class Timing:
 def time_interleaved(
     fns: dict[str, Callable[[], object]], device: torch.device, warmup: int, repeats: int
 ) -> dict[str, Timing]:
-    """Time several paths round-robin (one call of each per round); the first path is the baseline."""
+    """Time several paths round-robin (one call of each per round)."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
@@ -114,16 +113,7 @@ def time_interleaved(
             fn()
             sync(device)
             times[name].append((time.perf_counter() - start) * 1e3)
-    base = times[next(iter(fns))]
-    return {
-        name: Timing(
-            statistics.median(ts),
-            min(ts),
-            statistics.median(b / t for b, t in zip(base, ts, strict=True)),
-            ts,
-        )
-        for name, ts in times.items()
-    }
+    return {name: Timing(statistics.median(ts), min(ts), ts) for name, ts in times.items()}
 
 
 def count_gflop(fn: Callable[[], object]) -> float:
@@ -224,7 +214,7 @@ def timed_rows(
     """Time ``paths`` interleaved (the first is the baseline of the speed-up) and make their rows."""
     timings = time_interleaved({name: path.run for name, path in paths.items()}, torch.device(args.device),
                                args.warmup, args.repeats)  # fmt: skip
-    official = timings.get(OFFICIAL)
+    baseline, official = timings[next(iter(paths))], timings.get(OFFICIAL)
     rows = []
     for name, path in paths.items():
         diff = None
@@ -235,7 +225,7 @@ def timed_rows(
         if official is not None and name != OFFICIAL:
             note = "; ".join(filter(None, (note, f"{t.ratio_to(official):.2f}x vs official layout")))
         rows.append(Row(case, name, path.params_m, path.gflop, t.ms_median, t.ms_min, batch, batch * frames,
-                        diff, note, t.speedup))  # fmt: skip
+                        diff, note, t.ratio_to(baseline)))  # fmt: skip
     return rows
 
 
