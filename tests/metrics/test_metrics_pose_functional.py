@@ -192,6 +192,29 @@ def test_bad_inputs_raise_clear_errors() -> None:
         MF.mpjpe(bad, _t(target))
 
 
+@pytest.mark.parametrize("name", ["mpjpe", "n_mpjpe", "p_mpjpe", "pck_3dhp", "auc_3dhp", "procrustes_align"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+@pytest.mark.parametrize("which", ["pred", "target"])
+def test_non_finite_inputs_raise_for_every_metric(name: str, bad: float, which: str) -> None:
+    # PCK/AUC would count a NaN joint as a miss and the SVD of P-MPJPE would fail inside torch
+    pred, target = _t(_poses(n=3)[0]), _t(_poses(n=3)[1])
+    (pred if which == "pred" else target)[1, 4, 2] = bad
+    with pytest.raises(ValueError, match=f"`{which}` contain NaN or inf"):
+        getattr(MF, name)(pred, target)
+
+
+@pytest.mark.parametrize("name", ["mpjpe", "n_mpjpe", "pck_3dhp"])
+def test_float32_overflow_is_an_error_and_float64_matches_numpy(name: str) -> None:
+    pred, target = _poses(n=2)
+    pred, target = pred * 1e18, target * 1e18  # finite, but squared norms exceed float32
+    with pytest.raises(ValueError, match="overflowed torch.float32.*float64"):
+        getattr(MF, name)(_t(pred), _t(target))
+    if name == "mpjpe":
+        ref = np.linalg.norm(_np_root(pred) - _np_root(target), axis=-1).mean()
+        wide = MF.mpjpe(_t(pred, dtype=torch.float64), _t(target, dtype=torch.float64))
+        assert float(wide) == pytest.approx(ref, rel=1e-12)
+
+
 def test_mpjpe_gradient_matches_the_analytic_gradient() -> None:
     pred, target = _poses(n=3)
     p = torch.tensor(pred, requires_grad=True)

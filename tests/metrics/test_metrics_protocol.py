@@ -115,6 +115,22 @@ def test_h36m_bad_inputs() -> None:
         H36MProtocol(["Walking", "Walking"])
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_protocols_reject_non_finite_scored_frames(bad: float) -> None:
+    pred, target, frames, valid = _batch(_clip([1.0, 2.0], [0, 1]), _clip([3.0, 4.0], [2, 3], seed=1))
+    pred[1, 0, 5, 1] = bad
+    with pytest.raises(ValueError, match="H36MProtocol.update: `pred` contain NaN or inf"):
+        H36MProtocol(ACTIONS).update(pred, target, frames, valid, ["Walking", "Eating"])
+    with pytest.raises(ValueError, match="MPI3DHPProtocol.update: `pred` contain NaN or inf"):
+        MPI3DHPProtocol(["TS1", "TS2"]).update(pred, target, frames, valid, ["TS1", "TS2"])
+    # a non-finite value in a frame that is not scored (padding) is ignored
+    valid[1, 0] = False
+    frames[1, 0] = -1
+    metric = MPI3DHPProtocol(["TS1", "TS2"])
+    metric.update(pred, target, frames, valid, ["TS1", "TS2"])
+    assert float(metric.compute()["mpjpe"]) == pytest.approx(np.mean([1.0, 2.0, 4.0]), rel=1e-5)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_3dhp_rows_match_numpy(device: str) -> None:
     rng = np.random.default_rng(4)

@@ -79,6 +79,16 @@ def test_distribution_statistics_match_numpy() -> None:
         distribution_expectation(tp[:, :40], tc)
 
 
+@pytest.mark.parametrize("fn", [distribution_argmax, distribution_expectation, distribution_std])
+@pytest.mark.parametrize("row", ["nan", "negative", "zero"])
+def test_distribution_statistics_reject_non_distributions(fn: object, row: str) -> None:
+    centers = make_bin_centers(10)
+    probs = torch.full((3, 10), 0.1)
+    probs[1] = {"nan": torch.full((10,), float("nan")), "negative": -probs[1], "zero": torch.zeros(10)}[row]
+    with pytest.raises(ValueError, match="finite and non-negative with a positive sum"):
+        fn(probs, centers)  # type: ignore[operator]
+
+
 def test_calorie_head_bins_and_shapes() -> None:
     head = CalorieHead(16, num_bins=25, kcal_min=100.0, kcal_max=350.0, hidden=8)
     torch.testing.assert_close(head.bin_centers, make_bin_centers(25, 100.0, 350.0))

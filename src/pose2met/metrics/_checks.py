@@ -75,3 +75,20 @@ def check_finite(values: Tensor, where: str, what: str) -> None:
     """Raise if ``values`` holds NaN or inf (a sign of non-finite inputs)."""
     if not bool(torch.isfinite(values).all()):
         raise ValueError(f"{where}: {what} contain NaN or inf values")
+
+
+def check_finite_result(result: Tensor, pred: Tensor, target: Tensor, where: str) -> None:
+    """Raise a clear error if ``result`` (computed from ``pred`` and ``target``) is not finite.
+
+    Names the non-finite input; with finite inputs the computation overflowed its dtype. Only
+    the result is reduced in the common (finite) case, so the check costs one small pass.
+    """
+    if bool(torch.isfinite(result).all()):
+        return
+    check_finite(pred, where, "`pred`")
+    check_finite(target, where, "`target`")
+    largest = max(float(pred.detach().abs().max()), float(target.detach().abs().max()))
+    raise ValueError(
+        f"{where}: the result overflowed {result.dtype} (coordinates up to {largest:.3g}); "
+        "pass float64 inputs or check their units"
+    )

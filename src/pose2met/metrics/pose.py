@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from pose2met.metrics._checks import check_finite
+from pose2met.metrics._checks import check_finite_result
 from pose2met.metrics.functional.pose import (
     AUC_THRESHOLDS_MM,
     PCK_THRESHOLD_MM,
@@ -53,9 +53,7 @@ class _PerFrameMean(Metric):
         """Accumulate the frames of a batch; ``valid`` (shape ``pred.shape[:-2]``) masks frames."""
         name = type(self).__name__
         total, count = _mean_update(self._per_frame(pred, target), self._valid(valid), f"{name}.update")
-        if not bool(torch.isfinite(total)):
-            check_finite(pred, f"{name}.update", "`pred`")
-            check_finite(target, f"{name}.update", "`target`")
+        check_finite_result(total, pred, target, f"{name}.update")
         self.total += total.to(self.total.device)
         self.count += count.to(self.count.device)
 

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 from torchmetrics.utilities import rank_zero_warn
 
-from pose2met.metrics._checks import check_labels, check_mask, check_pose_pair, label_ids
+from pose2met.metrics._checks import check_finite_result, check_labels, check_mask, check_pose_pair, label_ids
 from pose2met.metrics._records import RecordMetric
 from pose2met.metrics.functional.pose import (
     auc_3dhp_per_frame,
@@ -211,6 +211,7 @@ class H36MProtocol(_FrameProtocol):
             mask = mask & keep.to(mask.device)[:, None]
         pred, target = pred_mm[mask], target_mm[mask]
         p1 = mpjpe_per_frame(pred, target, self.root_align)
+        check_finite_result(p1, pred, target, where)  # also before the Procrustes SVD
         self._append_frames(mask, frame_index, ids, p1=p1, p2=p_mpjpe_per_frame(pred, target))
 
     def compute(self) -> dict[str, Tensor]:
@@ -273,13 +274,15 @@ class MPI3DHPProtocol(_FrameProtocol):
         labels = check_labels(sequence, mask.shape[0], "sequence", where, True)
         ids = label_ids(labels, self._group_ids, "sequence", where)
         pred, target = pred_mm[mask], target_mm[mask]
+        p1 = mpjpe_per_frame(pred, target, self.root_align)
+        check_finite_result(p1, pred, target, where)  # PCK and AUC would count NaN as a miss
         self._append_frames(
             mask,
             frame_index,
             ids,
             pck=pck_3dhp_per_frame(pred, target, root_align=self.root_align),
             auc=auc_3dhp_per_frame(pred, target, root_align=self.root_align),
-            mpjpe=mpjpe_per_frame(pred, target, self.root_align),
+            mpjpe=p1,
         )
 
     def compute(self) -> dict[str, Tensor]:

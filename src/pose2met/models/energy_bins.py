@@ -51,6 +51,11 @@ def _check_probs(probs: Tensor, centers: Tensor, where: str) -> None:
             f"{where}: probs must have shape (B, {centers.shape[0]}) to match the bin centers, "
             f"got {tuple(probs.shape)}"
         )
+    if not bool((torch.isfinite(probs) & (probs >= 0)).all()) or not bool((probs.sum(-1) > 0).all()):
+        raise ValueError(
+            f"{where}: probs must be finite and non-negative with a positive sum per row "
+            "(a distribution over the bins)"
+        )
 
 
 def gaussian_target(

@@ -14,7 +14,7 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
-from pose2met.metrics._checks import check_finite, check_mask, check_pose_pair
+from pose2met.metrics._checks import check_finite, check_finite_result, check_mask, check_pose_pair
 from pose2met.skeleton import PCK_JOINTS, ROOT
 
 #: MPI-INF-3DHP PCK threshold (strict ``<``), mm.
@@ -77,6 +77,11 @@ def mpjpe_per_frame(pred: Tensor, target: Tensor, root_align: bool = True) -> Te
     return _joint_errors(pred, target, root_align).mean(-1)
 
 
+def _check_finite_pair(pred: Tensor, target: Tensor, where: str) -> None:
+    check_finite(pred, where, "`pred`")
+    check_finite(target, where, "`target`")
+
+
 @torch.no_grad()
 def _procrustes_residual(pred: Tensor, target: Tensor) -> Tensor:
     """``aligned - target`` ``(N, J, 3)`` float64 for ``(N, J, 3)`` inputs (see :func:`procrustes_align`)."""
@@ -112,6 +117,7 @@ def procrustes_align(pred: Tensor, target: Tensor) -> Tensor:
         the aligned prediction ``(..., J, 3)`` in float64.
     """
     check_pose_pair(pred, target, "procrustes_align")
+    _check_finite_pair(pred, target, "procrustes_align")
     flat = "... j c -> (...) j c"
     residual = _procrustes_residual(rearrange(pred, flat), rearrange(target, flat))
     return residual.reshape(pred.shape) + target.detach().to(torch.float64)
@@ -124,6 +130,7 @@ def p_mpjpe_per_frame(pred: Tensor, target: Tensor) -> Tensor:
     without gradient, returned in the working dtype of the inputs (float32 for bf16/fp16/float32).
     """
     check_pose_pair(pred, target, "p_mpjpe_per_frame")
+    _check_finite_pair(pred, target, "p_mpjpe_per_frame")  # before the SVD, which fails on NaN/inf
     flat = "... j c -> (...) j c"
     residual = _procrustes_residual(rearrange(pred, flat), rearrange(target, flat))
     err = _norm3(residual).mean(-1).reshape(pred.shape[:-2])
@@ -169,7 +176,10 @@ def _pck_joint_errors(
             f"{where}: `joints` {tuple(joints)} do not index the {num_joints} joints of the input"
         )
     index = torch.as_tensor(list(joints), device=pred.device)
-    return _joint_errors(pred, target, root_align).index_select(-1, index)
+    err = _joint_errors(pred, target, root_align).index_select(-1, index)
+    # thresholding would count a NaN error as a miss and return a plausible percentage
+    check_finite_result(err, pred, target, where)
+    return err
 
 
 def pck_3dhp_per_frame(
@@ -224,9 +234,7 @@ def _reduced(per_frame: Tensor, pred: Tensor, target: Tensor, where: str) -> Ten
     if per_frame.numel() == 0:
         raise ValueError(f"{where}: the input holds no frames (shape {tuple(pred.shape)})")
     result = per_frame.mean()
-    if not bool(torch.isfinite(result)):
-        check_finite(pred, where, "`pred`")
-        check_finite(target, where, "`target`")
+    check_finite_result(result, pred, target, where)
     return result
 
 
