@@ -125,6 +125,9 @@ def test_requirements_fail_with_the_file_named(tiny_file: Callable[..., Path]) -
         _dm(path, eval_windows="centered").setup("test")
     with pytest.raises(SchemaError, match=r"no sequences in split 'val'"):
         _dm(tiny_file("noval.h5")).setup("fit")
+    invalid = tiny_file("invalid.h5", splits=SPLITS4, valid=np.zeros(74, dtype=bool))
+    with pytest.raises(SchemaError, match=r"'/frames/valid': eval_windows='centered': no frame of split"):
+        _dm(invalid, eval_windows="centered").setup("test")
     with pytest.raises(ValueError, match="val_split='dev'"):
         _dm(path, val_split="dev")
     with pytest.raises(ValueError, match="target_space='pixels'"):

@@ -75,6 +75,13 @@ def _delete_camera_attr(f: h5py.File) -> None:
     del f["cameras/c0"].attrs["width"]
 
 
+def _set_camera_width(width: float) -> Callable[[h5py.File], None]:
+    def edit(f: h5py.File) -> None:
+        f["cameras/c0"].attrs["width"] = width
+
+    return edit
+
+
 @pytest.mark.parametrize(
     ("edit", "key", "problem"),
     [
@@ -92,6 +99,8 @@ def _delete_camera_attr(f: h5py.File) -> None:
         (_set_value("sequences/split", 1, "holdout"), "/sequences/split", "['holdout'] not in"),
         (_delete("cameras/c1"), "/cameras/c1", "camera used by /sequences/camera is missing"),
         (_delete_camera_attr, "/cameras/c0", "missing attributes ['width']"),
+        (_set_camera_width(float("nan")), "/cameras/c0", "image size must be positive"),
+        (_set_attr("fps", float("inf")), "attrs/fps", "expected a positive, finite frame rate"),
     ],
 )
 def test_schema_violations_name_file_and_key(
@@ -139,6 +148,24 @@ def test_non_finite_values_in_a_served_sequence(tiny_file: Callable[..., Path], 
     message = str(err.value)
     assert str(path) in message and f"'/frames/{key}'" in message and "sequence 2" in message, message
     assert "frame 3 of the sequence, file frame 45" in message
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [("confidence", 1.5, "values in 0..1"), ("factor_2_5d", 0.0, "finite positive values")],
+)
+def test_out_of_range_values_in_a_served_sequence(
+    tiny_file: Callable[..., Path], key: str, value: float, expected: str
+) -> None:
+    # a file written by another tool: the 2.5D target would divide by 0, confidences leave 0..1
+    index = (45, 4) if key == "confidence" else 45
+    path = _edit(tiny_file(), lambda f: f[f"frames/{key}"].__setitem__(index, value))
+    f = Pose2MetFile(path)
+    assert len(f.read_sequence(1, 0, 12, [key])[key]) == 12
+    with pytest.raises(
+        SchemaError, match=f"key '/frames/{key}': expected {expected}.*; violated in sequence 2"
+    ):
+        f.read_sequence(2, 0, 10, [key])
 
 
 def test_pickle_drops_the_handle_and_reopens(tiny_file: Callable[..., Path]) -> None:

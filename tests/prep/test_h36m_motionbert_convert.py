@@ -157,3 +157,27 @@ def test_sequence_names_written_when_schema_has_them(tmp_path, data, read_h5, mo
     pkl = _write_pickle(tmp_path / "h36m.pkl", data)
     assert main(["--motionbert-pkl", str(pkl), "--output", str(tmp_path / "out.h5")]) == 0
     assert read_h5(tmp_path / "out.h5")["sequences"]["name"] == [r[0] for r in TRAIN + TEST]
+
+
+def test_ragged_keypoints_are_one_line(tmp_path, data, capsys):
+    data["train"]["joint_2d"] = [np.zeros((17, 2)), np.zeros((16, 2)), np.zeros((17, 2))]
+    err = _run_bad(tmp_path, data, capsys)
+    assert "['train']['joint_2d']" in err and "entries of different shapes" in err
+
+
+def test_confidences_are_clipped_to_0_1(tmp_path, data, read_h5):
+    data["train"]["confidence"][0, 3] = 7.0
+    data["train"]["confidence"][1, 4] = -0.5
+    pkl = _write_pickle(tmp_path / "h36m.pkl", data)
+    assert main(["--motionbert-pkl", str(pkl), "--output", str(tmp_path / "out.h5")]) == 0
+    conf = read_h5(tmp_path / "out.h5")["frames"]["confidence"]
+    assert (conf[0, 3], conf[1, 4]) == (1.0, 0.0)
+    np.testing.assert_array_equal(conf[2], data["train"]["confidence"][2, :, 0])
+
+
+def test_both_splits_empty(tmp_path, data, capsys):
+    for part in data.values():
+        for key, value in part.items():
+            part[key] = value[:0]
+    err = _run_bad(tmp_path, data, capsys)
+    assert "out.h5" in err and "no frames or no sequences to write (0 frames, 0 sequences)" in err

@@ -198,3 +198,22 @@ def test_empty_sequence_is_an_input_error(tmp_path, files, capsys):
     files["pos3d"]["S9"]["WalkDog"] = np.zeros((0, 32, 3))
     np.savez(files["p3"], positions_3d=files["pos3d"])
     assert "'S9 WalkDog.54138969' has no frames" in _bad(tmp_path, files, capsys)
+
+
+@pytest.mark.parametrize(
+    ("metadata", "message"),
+    [
+        ({"layout_name": "h36m", "num_joints": "seventeen"}, "['num_joints'] is 'seventeen', expected 17"),
+        ({"layout_name": "h36m", "keypoints_symmetry": "abc"}, "['keypoints_symmetry'] is abc, expected"),
+    ],
+)
+def test_malformed_metadata_is_one_line(tmp_path, files, capsys, metadata, message):
+    np.savez(files["p2"], positions_2d=files["pos2d"], metadata=metadata)
+    assert message in _bad(tmp_path, files, capsys)
+
+
+def test_subject_entry_that_is_not_a_dict(tmp_path, files, capsys):
+    files["pos3d"]["S9"] = [files["pos3d"]["S9"]["WalkDog"]]
+    np.savez(files["p3"], positions_3d=files["pos3d"])
+    err = _bad(tmp_path, files, capsys)
+    assert "['positions_3d']['S9']: expected a dict of actions, got list" in err and len(err) < 300

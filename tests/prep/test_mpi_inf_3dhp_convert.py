@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from pose2met.data import h5format
 from pose2met.data.h5format import SEQUENCE_ARRAYS
 from pose2met.data.prep.mpi_inf_3dhp import main
 from pose2met.skeleton import JOINT_NAMES
@@ -159,3 +162,44 @@ def test_bad_sequence_key(tmp_path, npz, capsys):
 def test_missing_data_key(tmp_path, npz, capsys):
     np.savez(npz["train"], other=npz["train_data"])
     assert "missing key 'data'" in _bad(tmp_path, npz, capsys)
+
+
+@pytest.mark.parametrize("fps", ["nan", "inf", "0"])
+def test_frame_rate_must_be_positive_and_finite(tmp_path, npz, capsys, fps):
+    assert main([*_args(npz, tmp_path / "out.h5"), "--fps", fps]) == 2
+    assert "--fps: expected a positive, finite frame rate" in capsys.readouterr().err
+    assert not (tmp_path / "out.h5").exists()
+
+
+def test_every_clip_skipped_names_the_reason(tmp_path, npz, capsys):
+    # no training sequence has camera 5
+    assert (
+        main(["--train-npz", str(npz["train"]), "--train-cameras", "5", "--output", str(tmp_path / "o.h5")])
+        == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert "no sequences to write: every input item was skipped (" in err and "camera" in err
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_during_the_write_keeps_the_old_file_and_no_temp(
+    tmp_path, npz, capsys, monkeypatch, signum, code
+):
+    out = tmp_path / "out.h5"
+    out.write_bytes(b"previous content")
+
+    def replace_after_a_signal(src: object, dst: object) -> None:
+        os.kill(os.getpid(), signum)  # arrives while the complete temp file waits to be renamed
+        raise AssertionError("the signal should have interrupted the write")
+
+    monkeypatch.setattr(h5format.os, "replace", replace_after_a_signal)
+    assert main([*_args(npz, out), "--overwrite"]) == code
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: interrupted ({signal.Signals(signum).name}); {out} was not written or changed"
+    assert out.read_bytes() == b"previous content"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "data_test_3dhp.npz",
+        "data_train_3dhp.npz",
+        "out.h5",
+    ]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is removed again

@@ -111,3 +111,8 @@ def test_activity_sets_and_default_split():
     assert default_split(ClipId(1, 1, 3, 1, 1)) == "test"  # NTU cross-subject test performer
     assert default_split(ClipId(1, 1, 18, 1, 1)) == "val"  # held-out training performer
     assert default_split(ClipId(1, 1, 1, 1, 35)) == "test"  # unknown activities are test only
+
+
+def test_absurd_frame_count_is_a_truncation_not_an_allocation(tmp_path):
+    with pytest.raises(PrepError, match="truncated: 999999999999 frames announced, 28 lines follow"):
+        read_skeleton(write(tmp_path, ["999999999999", "1", *body_lines()]))

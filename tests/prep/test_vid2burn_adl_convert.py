@@ -208,3 +208,10 @@ def test_duplicate_clip_in_subfolder(tmp_path, dataset, capsys):
     (dataset["dir"] / "more").mkdir()
     write_skeleton(dataset["dir"] / "more" / "S001C002P001R001A001.skeleton", [[body(0)]])
     assert "S001C002P001R001A001 found twice" in _bad(tmp_path, dataset, capsys)
+
+
+def test_label_file_with_a_byte_order_mark(tmp_path, dataset, read_h5):
+    text = dataset["labels"].read_text()
+    dataset["labels"].write_text("\ufeff" + text.split("\n", 1)[1], encoding="utf-8")  # BOM, no header
+    assert main(_args(dataset, tmp_path / "out.h5")) == 0
+    np.testing.assert_allclose(read_h5(tmp_path / "out.h5")["sequences"]["kcal"][0], 200.5)

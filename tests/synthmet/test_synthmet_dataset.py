@@ -99,13 +99,14 @@ def test_cli_writes_a_valid_file_and_refuses_to_overwrite(tmp_path, capsys) -> N
     with h5py.File(out, "r") as f:
         assert f.attrs["format"] == "pose2met" and f.attrs["dataset"] == "synthmet"
         assert f.attrs["preset"] == "tiny" and int(f.attrs["seed"]) == 2
+        assert (f.attrs["source_format"], f.attrs["joints_3d_space"]) == ("synthmet", "camera_mm")
         n = f["frames/joints_2d"].shape[0]
         assert f["frames/joints_3d"].shape == (n, 17, 3) and f["frames/joints_2d_gt"].shape == (n, 17, 2)
         assert set(f["cameras"]) and all("R" in f["cameras"][c].attrs for c in f["cameras"])
         starts, lengths = f["sequences/start"][:], f["sequences/length"][:]
         assert starts[-1] + lengths[-1] == n
     before = out.stat().st_mtime_ns
-    assert main(["--preset", "tiny", "--seed", "3", "--output", str(out)]) == 1
+    assert main(["--preset", "tiny", "--seed", "3", "--output", str(out)]) == 2
     assert "exists" in capsys.readouterr().err
     assert out.stat().st_mtime_ns == before
     with pytest.raises(FileExistsError):

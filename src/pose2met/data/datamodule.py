@@ -223,7 +223,12 @@ class Pose2MetDataModule(L.LightningDataModule):
             return train_clips(idx, lengths, hp.num_frames, hp.train_stride)
         if hp.eval_windows == "centered":
             valid = f.read_whole("valid").astype(bool)
-            return centered_clips(idx, starts, lengths, valid, hp.num_frames)
+            clips = centered_clips(idx, starts, lengths, valid, hp.num_frames)
+            if len(clips) == 0:  # else the split would be scored on nothing, silently
+                raise SchemaError(
+                    f.path, "/frames/valid", f"eval_windows='centered': no frame of split '{split}' is valid"
+                )
+            return clips
         return cover_clips(idx, lengths, hp.num_frames)
 
     def _dataset(self, split: str, train: bool) -> ClipDataset:

@@ -70,19 +70,56 @@ class SchemaError(ValueError):
         self.path, self.key, self.problem = path, key, problem
 
 
+def value_problem(key: str, arr: np.ndarray) -> tuple[int, str] | None:
+    """First entry (index along the leading axis) of a float array whose values break the schema.
+
+    Every float array must be finite; ``confidence`` must also lie in 0..1 and ``factor_2_5d`` be
+    positive. Returns ``(index, what was expected)``, or ``None`` when all values are fine.
+    """
+    if arr.size == 0:
+        return None
+    rows = arr.reshape(len(arr), -1)
+    with np.errstate(invalid="ignore"):
+        if key == "confidence":
+            bad, expected = ~((rows >= 0) & (rows <= 1)), "values in 0..1"
+        elif key == "factor_2_5d":
+            bad, expected = ~((rows > 0) & np.isfinite(rows)), "finite positive values (mm per pixel)"
+        else:
+            bad, expected = ~np.isfinite(rows), "finite values"
+    if not bad.any():
+        return None
+    return int(np.argmax(bad.any(axis=1))), expected
+
+
+def positive_number(value: object) -> bool:
+    """Whether ``value`` is a finite number ``> 0`` (frame rates, image sizes)."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return bool(np.isfinite(number)) and number > 0
+
+
 def _as_array(values: np.ndarray | Sequence, spec: ArraySpec, path: Path, key: str) -> np.ndarray:
     if spec.kind == "S":
         arr = np.asarray(values, dtype=object)
         if arr.ndim != 1 or not all(isinstance(v, str) for v in arr):
             raise SchemaError(path, key, "expected a 1-D sequence of str")
         return arr
-    arr = np.asarray(values)
+    try:
+        arr = np.asarray(values)
+    except ValueError:  # ragged input
+        raise SchemaError(path, key, "expected a numeric array with one shape per entry") from None
+    if arr.size == 0 and arr.dtype == np.float64 and spec.kind == "i":
+        arr = arr.astype(np.int64)  # an empty list
     if spec.kind == "i" and not np.issubdtype(arr.dtype, np.integer):
         raise SchemaError(path, key, f"expected integers, got dtype {arr.dtype}")
+    if spec.kind in "fb" and not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise SchemaError(path, key, f"expected numbers, got dtype {arr.dtype}")
     arr = arr.astype(_DTYPES[spec.kind], copy=False)
-    if spec.kind == "f" and not np.isfinite(arr).all():
-        bad = int(np.argwhere(~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1))[0, 0])
-        raise SchemaError(path, key, f"non-finite values (first at index {bad})")
+    problem = value_problem(key.rsplit("/", 1)[-1], arr) if spec.kind == "f" and arr.ndim else None
+    if problem is not None:
+        raise SchemaError(path, key, f"expected {problem[1]} (first violation at index {problem[0]})")
     return arr
 
 
@@ -110,6 +147,10 @@ def validate_arrays(
     seq_out = {k: _as_array(v, SEQUENCE_ARRAYS[k], path, f"/sequences/{k}") for k, v in sequences.items()}
     n = len(frames_out["joints_2d"])
     s = len(seq_out["start"])
+    if n == 0 or s == 0:
+        raise SchemaError(
+            path, "/sequences", f"no frames or no sequences to write ({n} frames, {s} sequences)"
+        )
     for k, arr in frames_out.items():
         _check_shape(arr, n, FRAME_ARRAYS[k], path, f"/frames/{k}")
     for k, arr in seq_out.items():
@@ -130,6 +171,9 @@ def validate_arrays(
         lacking = [k for k in CAMERA_KEYS if k not in params]
         if lacking:
             raise SchemaError(path, f"/cameras/{cam}", f"missing attributes {lacking}")
+        if not (positive_number(params["width"]) and positive_number(params["height"])):
+            size = (params["width"], params["height"])
+            raise SchemaError(path, f"/cameras/{cam}", f"image width and height must be positive, got {size}")
     return frames_out, seq_out
 
 
@@ -165,6 +209,8 @@ def write_dataset(
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+    if not positive_number(fps):
+        raise SchemaError(path, "attrs/fps", f"expected a positive, finite frame rate, got {fps!r}")
     frames_out, seq_out = validate_arrays(frames, sequences, cameras, path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")

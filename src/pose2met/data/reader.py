@@ -27,6 +27,8 @@ from pose2met.data.h5format import (
     SPLITS,
     ArraySpec,
     SchemaError,
+    positive_number,
+    value_problem,
 )
 from pose2met.skeleton import JOINT_NAMES
 
@@ -117,8 +119,8 @@ class Pose2MetFile:
                 self.path, "attrs/joint_names", f"expected the h36m17 joints {list(JOINT_NAMES)}"
             )
         fps = attrs.get("fps")
-        if not isinstance(fps, (float, int, np.number)) or not float(fps) > 0:
-            raise SchemaError(self.path, "attrs/fps", f"expected a positive frame rate, got {fps!r}")
+        if not isinstance(fps, (float, int, np.number)) or not positive_number(fps):
+            raise SchemaError(self.path, "attrs/fps", f"expected a positive, finite frame rate, got {fps!r}")
         self.attrs = attrs
         for group in ("frames", "sequences", "cameras"):
             if not isinstance(f.get(group), h5py.Group):
@@ -210,7 +212,7 @@ class Pose2MetFile:
             if lacking:
                 raise SchemaError(self.path, f"/cameras/{cam}", f"missing attributes {lacking}")
             values = {k: float(np.asarray(params[k])) for k in CAMERA_KEYS}
-            if values["width"] <= 0 or values["height"] <= 0:
+            if not (positive_number(values["width"]) and positive_number(values["height"])):
                 raise SchemaError(self.path, f"/cameras/{cam}", f"image size must be positive, got {values}")
             cameras[cam] = Camera(**values)
         self.cameras = cameras
@@ -298,13 +300,14 @@ class Pose2MetFile:
             if key not in self.frame_arrays:
                 raise SchemaError(self.path, f"/frames/{key}", "array is not in this file")
             arr = datasets[key][offset + start : offset + stop]
-            if key in CHECKED_FRAME_ARRAYS and not np.isfinite(arr).all():
-                bad = int(np.argmax(~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)))
+            problem = value_problem(key, arr) if key in CHECKED_FRAME_ARRAYS else None
+            if problem is not None:
+                bad, expected = problem
                 raise SchemaError(
                     self.path,
                     f"/frames/{key}",
-                    f"non-finite values in sequence {index} (frame {start + bad} of the sequence, "
-                    f"file frame {offset + start + bad})",
+                    f"expected {expected}; violated in sequence {index} (frame {start + bad} of the "
+                    f"sequence, file frame {offset + start + bad})",
                 )
             out[key] = arr
         return out

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from pose2met.data.h5format import SEQUENCE_ARRAYS, SchemaError, write_dataset
+from pose2met.data.interrupts import Terminated, interrupted_message, sigterm_raises
 
 #: Sentence every ``--help`` carries: pickles (and ``.npz`` object arrays) execute code on load.
 PICKLE_WARNING = (
@@ -106,6 +107,14 @@ def npz_object(npz: Mapping[str, np.ndarray], key: str, path: str | Path, kind: 
     return obj
 
 
+def any_array(value: Any, where: str) -> np.ndarray:
+    """``np.asarray(value)`` with a :class:`PrepError` for ragged input (entries of different shapes)."""
+    try:
+        return np.asarray(value)
+    except ValueError:
+        raise PrepError(f"{where}: expected an array, got entries of different shapes") from None
+
+
 def get_key(mapping: Any, key: str, where: str) -> Any:
     """``mapping[key]`` with an error naming ``where`` when the mapping or the key is missing."""
     if not isinstance(mapping, Mapping):
@@ -141,7 +150,7 @@ def keypoints_2d(value: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
 
     A third channel is the detector confidence (clipped to 0..1); without one confidence is 1.
     """
-    arr = np.asarray(value)
+    arr = any_array(value, where)
     if arr.ndim != 3 or arr.shape[2] not in (2, 3):
         raise PrepError(f"{where}: expected 2D keypoints of shape (N, J, 2) or (N, J, 3), got {arr.shape}")
     arr = float_array(arr, where, (None, None, arr.shape[2]))
@@ -207,10 +216,11 @@ class SequenceBuilder:
         self._seq["length"].append(length)
         self._n += length
 
-    def build(self) -> tuple[dict[str, np.ndarray], dict[str, list]]:
-        """Concatenated frame arrays and per-sequence lists."""
+    def build(self, notes: Sequence[str] = ()) -> tuple[dict[str, np.ndarray], dict[str, list]]:
+        """Concatenated frame arrays and per-sequence lists (``notes`` explain an empty result)."""
         if not len(self):
-            raise PrepError("no sequences to write: every input item was skipped (see the notes above)")
+            why = "; ".join(notes) if notes else "the inputs hold no sequences"
+            raise PrepError(f"no sequences to write: every input item was skipped ({why})")
         frames = {k: np.concatenate(v) for k, v in self._frames.items()}
         return frames, dict(self._seq)
 
@@ -339,7 +349,8 @@ def run_converter(
     """Parse ``argv``, convert, write, print the summary; return the exit code.
 
     Input errors (:class:`PrepError`, schema violations, an existing output without
-    ``--overwrite``, unreadable paths) print one ``error:`` line on stderr and return 2.
+    ``--overwrite``, unreadable paths) print one ``error:`` line on stderr and return 2; SIGINT
+    and SIGTERM remove the partial temp file, leave an existing output as it was and return 130 / 143.
     """
     try:
         args = parser.parse_args(argv)
@@ -349,11 +360,16 @@ def run_converter(
     try:
         if output.exists() and not args.overwrite:
             raise FileExistsError(f"{output} exists; pass --overwrite to replace it")
-        conv = convert(args)
-        written = write_converted(conv, output, args.overwrite)
+        with sigterm_raises():
+            conv = convert(args)
+            written = write_converted(conv, output, args.overwrite)
     except (PrepError, SchemaError, FileExistsError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except (Terminated, KeyboardInterrupt) as e:
+        text, code = interrupted_message(e, output)
+        print(text, file=sys.stderr)
+        return code
     print(f"wrote {written}")
     for line in summary_lines(conv):
         print(line)

@@ -33,6 +33,7 @@ from pose2met.data.prep import h36m_meta as meta
 from pose2met.data.prep.common import (
     Converted,
     PrepError,
+    any_array,
     float_array,
     get_key,
     load_pickle,
@@ -50,16 +51,17 @@ _F32 = np.float32
 def _part_arrays(part: object, path: Path, split: str) -> dict[str, np.ndarray]:
     """Read and validate the per-frame arrays of one split of the pickle."""
     where = f"{path}: ['{split}']"
-    j2d = np.asarray(get_key(part, "joint_2d", where))
+    j2d = any_array(get_key(part, "joint_2d", where), f"{where}['joint_2d']")
     if j2d.ndim != 3 or j2d.shape[1:] not in ((17, 2), (17, 3)):
         raise PrepError(f"{where}['joint_2d']: expected shape (N, 17, 2), got {j2d.shape}")
     n = len(j2d)
     out = {"joints_2d": float_array(j2d[..., :2], f"{where}['joint_2d']", (n, 17, 2), _F32)}
     if isinstance(part, dict) and "confidence" in part:
-        conf = np.asarray(part["confidence"])
+        conf = any_array(part["confidence"], f"{where}['confidence']")
         if conf.ndim == 3 and conf.shape[2] == 1:
             conf = conf[..., 0]
-        out["confidence"] = float_array(conf, f"{where}['confidence']", (n, 17), _F32)
+        # detector scores, clipped to 0..1 like the other converters' 2D confidences
+        out["confidence"] = np.clip(float_array(conf, f"{where}['confidence']", (n, 17), _F32), 0.0, 1.0)
     else:
         out["confidence"] = np.ones((n, 17), dtype=_F32)
     img3d = float_array(get_key(part, "joint3d_image", where), f"{where}['joint3d_image']", (n, 17, 3), _F32)

@@ -17,6 +17,7 @@ the 3D length; a shorter one is an error.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,21 @@ class CameraPose:
     def world_to_camera(self, points_mm: np.ndarray) -> np.ndarray:
         """``(..., 3)`` world mm -> camera mm: ``R (X - t)``."""
         return (points_mm - self.centre) @ self.rotation.T
+
+
+def _as_int(value: object) -> int | None:
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+
+
+def _joint_groups(sym: object) -> list[list[int]] | None:
+    """``keypoints_symmetry`` as sorted lists of joint indices (``None`` if it is not that)."""
+    try:
+        return [sorted(int(j) for j in group) for group in sym]  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return None
 
 
 def load_cameras_json(path: str | Path) -> dict[str, dict[str, CameraPose]]:
@@ -99,10 +115,10 @@ def _check_metadata(npz: dict, path: Path) -> None:
         raise PrepError(
             f"{path}: ['metadata']['layout_name'] is '{layout}', expected 'h36m' (17-joint order)"
         )
-    if "num_joints" in md and int(md["num_joints"]) != 17:
-        raise PrepError(f"{path}: ['metadata']['num_joints'] is {md['num_joints']}, expected 17")
+    if "num_joints" in md and _as_int(md["num_joints"]) != 17:
+        raise PrepError(f"{path}: ['metadata']['num_joints'] is {md['num_joints']!r}, expected 17")
     sym = md.get("keypoints_symmetry")
-    if sym is not None and [sorted(map(int, s)) for s in sym] != [list(LEFT_JOINTS), list(RIGHT_JOINTS)]:
+    if sym is not None and _joint_groups(sym) != [list(LEFT_JOINTS), list(RIGHT_JOINTS)]:
         raise PrepError(
             f"{path}: ['metadata']['keypoints_symmetry'] is {sym}, expected the h36m17 "
             f"left/right joints {list(LEFT_JOINTS)} / {list(RIGHT_JOINTS)}"
@@ -137,6 +153,11 @@ def convert_videopose3d(path_3d: str | Path, path_2d: str | Path, path_cameras: 
             notes.append(f"skipped subject {subject} of {path_3d.name} (not in the train/test protocol)")
             continue
         actions = get_key(pos3d, subject, f"{path_3d}: ['positions_3d']")
+        if not isinstance(actions, Mapping):
+            raise PrepError(
+                f"{path_3d}: ['positions_3d']['{subject}']: expected a dict of actions, "
+                f"got {type(actions).__name__}"
+            )
         views_by_action = get_key(pos2d, subject, f"{path_2d}: ['positions_2d']")
         cams = get_key(poses, subject, str(path_cameras))
         used.append(subject)
@@ -180,7 +201,7 @@ def convert_videopose3d(path_3d: str | Path, path_2d: str | Path, path_cameras: 
         notes.append(f"ignored 2D-only subjects {ignored} of {path_2d.name} (no 3D)")
     if trimmed:
         notes.append(f"cut {trimmed} extra 2D frames at sequence ends to the 3D length (as VideoPose3D does)")
-    frames, seqs = builder.build()
+    frames, seqs = builder.build(notes)
     cameras = {c: _intrinsics(poses, c, used, path_cameras) for c in meta.CAMERA_IDS}
     return Converted(
         frames=frames,

@@ -13,6 +13,7 @@ and there is no ``factor_2_5d``.
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -137,7 +138,7 @@ def convert_mpi_inf_3dhp(
         _add_train(builder, Path(train_npz), train_cameras, notes)
     if test_npz is not None:
         _add_test(builder, Path(test_npz))
-    frames, seqs = builder.build()
+    frames, seqs = builder.build(notes)
     cameras = {}
     for cam in sorted(set(seqs["camera"])):
         cameras[cam] = camera_entry(*(TEST_SIZES[cam] if cam in TEST_SIZES else TRAIN_SIZE))
@@ -179,8 +180,8 @@ def _convert_args(args: argparse.Namespace) -> Converted:
         raise PrepError(
             f"--train-cameras: expected comma-separated integers, got '{args.train_cameras}'"
         ) from None
-    if args.fps <= 0:
-        raise PrepError(f"--fps: expected a positive frame rate, got {args.fps}")
+    if not (math.isfinite(args.fps) and args.fps > 0):
+        raise PrepError(f"--fps: expected a positive, finite frame rate, got {args.fps}")
     return convert_mpi_inf_3dhp(args.train_npz, args.test_npz, args.fps, cams)
 
 

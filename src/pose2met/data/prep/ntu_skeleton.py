@@ -100,6 +100,10 @@ class _Lines:
         self.pos += count
         return out
 
+    @property
+    def remaining(self) -> int:
+        return len(self.items) - self.pos
+
     def integer(self, what: str) -> int:
         ((line, tokens),) = self.take(1, what)
         if len(tokens) != 1 or not tokens[0].isdigit():
@@ -118,6 +122,8 @@ def read_skeleton(path: str | Path) -> SkeletonClip:
     """
     lines = _Lines(Path(path))
     n_frames = lines.integer("the frame count")
+    if n_frames > lines.remaining:  # every frame has at least its body-count line
+        raise PrepError(f"{path}: truncated: {n_frames} frames announced, {lines.remaining} lines follow")
     xyz = np.full((n_frames, NUM_NTU_JOINTS, 3), np.nan)
     color = np.full((n_frames, NUM_NTU_JOINTS, 2), np.nan)
     state = np.zeros((n_frames, NUM_NTU_JOINTS), dtype=np.int64)

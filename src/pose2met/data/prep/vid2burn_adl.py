@@ -93,7 +93,7 @@ def convert_vid2burn_adl(
         f"body-less frames: {stats['trimmed']} dropped at clip ends, {stats['interpolated']} interpolated "
         f"(confidence 0); {stats['multi_body']} frames listed several bodies (first one kept)"
     )
-    frames_out, seqs = builder.build()
+    frames_out, seqs = builder.build(notes)
     cameras = {c: camera_entry(*COLOR_SIZE) for c in sorted(set(seqs["camera"]))}
     return Converted(
         frames=frames_out,

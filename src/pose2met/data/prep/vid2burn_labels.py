@@ -109,7 +109,7 @@ def load_labels(path: str | Path) -> Labels:
     labels = Labels()
     if path.suffix.lower() in (".csv", ".txt"):
         try:
-            rows = list(csv.reader(path.read_text().splitlines()))
+            rows = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()))
         except FileNotFoundError:
             raise PrepError(f"{path}: file not found (expected the Vid2Burn label CSV)") from None
         except (OSError, UnicodeDecodeError, csv.Error) as e:
@@ -159,7 +159,7 @@ def load_split_file(path: str | Path) -> SplitFile:
     """Read a split file: lines ``<P### | clip name> <train|val|test>``; ``#`` comments, blank lines ok."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise PrepError(f"{path}: file not found (expected the split file)") from None
     except (OSError, UnicodeDecodeError) as e:

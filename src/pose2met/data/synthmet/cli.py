@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from pose2met.data.interrupts import Terminated, interrupted_message, sigterm_raises
 from pose2met.data.synthmet.generate import PRESETS, generate_to_file
 
 
@@ -23,14 +24,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the generator CLI; returns the exit status (1 when the output exists)."""
+    """Run the generator CLI; returns the exit status (2 when the output exists, like ``data_prep/``)."""
     args = build_parser().parse_args(argv)
     start = time.perf_counter()
     try:
-        path = generate_to_file(args.output, preset=args.preset, seed=args.seed, overwrite=args.overwrite)
-    except FileExistsError as err:
+        with sigterm_raises():
+            path = generate_to_file(args.output, preset=args.preset, seed=args.seed, overwrite=args.overwrite)
+    except (FileExistsError, OSError) as err:
         print(f"synthmet: error: {err}", file=sys.stderr)
-        return 1
+        return 2
+    except (Terminated, KeyboardInterrupt) as err:
+        text, code = interrupted_message(err, args.output)
+        print(f"synthmet: {text}", file=sys.stderr)
+        return code
     seconds = time.perf_counter() - start
     print(f"synthmet: wrote {path} (preset {args.preset}, seed {args.seed}) in {seconds:.1f} s")
     return 0

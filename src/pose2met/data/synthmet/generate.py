@@ -157,6 +157,8 @@ def generate(preset: str | Preset = "default", seed: int = 0) -> SynthMetBundle:
     sequences = _sequences(plan, subjects, rig, seq_start, seq_len, inst["kcal"])
     cameras = {cam.name: cam.attrs() for cam in rig}
     attrs = {
+        "source_format": "synthmet",
+        "joints_3d_space": "camera_mm",
         "generator": "synthmet",
         "generator_version": GENERATOR_VERSION,
         "preset": p.name,

@@ -1,0 +1,42 @@
+"""Turn SIGTERM into an exception while a file is written, so ``finally`` blocks remove temp files.
+
+Python's default SIGTERM action ends the process at once, skipping the cleanup that the atomic
+writer (:func:`pose2met.data.h5format.write_dataset`) does on failure; SIGINT already raises
+``KeyboardInterrupt``.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+
+class Terminated(Exception):
+    """The process received SIGTERM."""
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated(signal.Signals(signum).name)
+
+
+@contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """Within the block SIGTERM raises :class:`Terminated` (main thread only; a no-op elsewhere)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def interrupted_message(error: BaseException, output: object) -> tuple[str, int]:
+    """One ``error:`` line and the shell exit code (128 + signal) for SIGINT / SIGTERM."""
+    signum = signal.SIGTERM if isinstance(error, Terminated) else signal.SIGINT
+    text = f"error: interrupted ({signal.Signals(signum).name}); {output} was not written or changed"
+    return text, 128 + int(signum)
