@@ -10,8 +10,9 @@ CONFIG ?=
 ARGS ?=
 
 LOGGER ?= wandb
-TRAINER ?= conf/trainer/default.yaml
-BASE = --config $(TRAINER) --config conf/logger/$(LOGGER).yaml
+# extra trainer settings added after conf/trainer/default.yaml, e.g. TRAINER=conf/trainer/gpu-bf16.yaml
+TRAINER ?=
+BASE = --config conf/trainer/default.yaml $(if $(TRAINER),--config $(TRAINER)) --config conf/logger/$(LOGGER).yaml
 HPE_CONFIG ?= conf/experiment/stapformer-s_synthmet-27f_cpu-hpe.yaml
 EEE_CONFIG ?= conf/experiment/stapformer-s_synthmet-27f_cpu-eee.yaml
 UNIFIED_CONFIG ?= conf/experiment/stapformer-s_synthmet-27f_cpu-unified.yaml

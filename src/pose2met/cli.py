@@ -18,12 +18,14 @@ from typing import Any
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
-from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.loggers import Logger, WandbLogger
+from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from pose2met.data.datamodule import Pose2MetDataModule
 from pose2met.lit.callbacks import StageAwareCheckpoint, run_dir
 from pose2met.lit.checkpoint import CheckpointError, describe_mismatch
-from pose2met.lit.task import Pose2MetTask
+from pose2met.lit.task import Pose2MetTask, TrainingDiverged
 from pose2met.safe_load import check_checkpoint_path
 
 USAGE = """usage: pose2met {fit,validate,test,predict} [--config FILE ...] [--key value ...]
@@ -107,15 +109,62 @@ class Pose2MetCLI(LightningCLI):
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         # kept until the model exists, for check_checkpoint_fits (no second read of the file)
         self._checked_checkpoint = check_checkpoint_path(ckpt_path, CheckpointError)
+        if self._checked_checkpoint is not None:
+            check_lightning_checkpoint(self._checked_checkpoint, ckpt_path)
+        results = self.config[subcommand].get("results_json") if subcommand else None
+        if results and Path(results).is_dir():
+            raise ValueError(f"--results_json {results}: is a folder; expected a file name such as run.json")
+
+    def _parse_ckpt_path(self) -> None:
+        """Lightning replaces the model settings of the config with those saved in ``--ckpt_path``,
+        silently dropping e.g. ``--model.init_args.energy_eval sequence``. Here the config wins: the
+        checkpoint's settings are used only when no model is configured at all, and
+        :meth:`check_checkpoint_fits` rejects a checkpoint that does not fit the configured model."""
+        subcommand = self.config.get("subcommand")
+        if subcommand and self.config[subcommand].get("model") is None:
+            super()._parse_ckpt_path()
+
+    def resolve_ckpt_alias(self) -> None:
+        """Turn ``--ckpt_path last|best`` into the file of the latest run of this experiment.
+
+        Every run writes into a new folder (``version_N`` or a W&B run id), so Lightning, which looks
+        only in the new run's folder, would find nothing and silently start from scratch.
+        """
+        alias = self.config_init[self.subcommand].get("ckpt_path")
+        if alias not in ("last", "best"):
+            return
+        # the configured logger (fast_dev_run swaps the trainer's for a dummy without folders)
+        logger = self.config_init[self.subcommand].get("trainer", {}).get("logger")
+        if not isinstance(logger, Logger):
+            logger = self.trainer.logger
+        save_dir = getattr(logger, "save_dir", None)
+        root = Path(save_dir or self.trainer.default_root_dir)
+        name = getattr(logger, "name", None)
+        experiment = root / str(name) if name else root
+        found = latest_run_checkpoint(experiment, alias)
+        if found is None:
+            if self.subcommand == "fit" and alias == "last":
+                rank_zero_info(f"--ckpt_path last: no last.ckpt under {experiment}; training from scratch")
+                self.config_init[self.subcommand]["ckpt_path"] = None
+                return
+            raise CheckpointError(
+                f"--ckpt_path {alias}: no {alias} checkpoint under {experiment}/*/checkpoints; "
+                "pass a file path"
+            )
+        rank_zero_info(f"--ckpt_path {alias}: {found}")
+        self.config_init[self.subcommand]["ckpt_path"] = str(found)
+        self._checked_checkpoint = check_checkpoint_path(found, CheckpointError)
+        check_lightning_checkpoint(self._checked_checkpoint, found)
 
     def check_checkpoint_fits(self) -> None:
         """Fail in one line when ``--ckpt_path`` holds weights of another architecture than the config's
         (Lightning's strict load would dump every key); the usual cause is a missing ``--config``."""
+        self.resolve_ckpt_alias()
         ckpt, self._checked_checkpoint = getattr(self, "_checked_checkpoint", None), None
         state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
         problem = describe_mismatch(self.model.state_dict(), state) if isinstance(state, dict) else None
         if problem:
-            path = self.config_get("ckpt_path")
+            path = self.config_init[self.subcommand].get("ckpt_path")
             raise CheckpointError(
                 f"{path}: its weights do not fit the model of this config: {problem}; pass the config "
                 "the run saved (config.yaml in its run folder) with --config"
@@ -164,12 +213,36 @@ class Pose2MetCLI(LightningCLI):
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
-        os.replace(tmp, target)
+        try:
+            tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def config_get(self, key: str) -> Any:
         config = self.config.get(self.subcommand, self.config) if self.subcommand else self.config
         return config.get(key)
+
+
+def check_lightning_checkpoint(ckpt: Any, path: object) -> None:
+    """A ``--ckpt_path`` file must be a Lightning checkpoint (a dict with a ``state_dict``)."""
+    if not (isinstance(ckpt, dict) and isinstance(ckpt.get("state_dict"), dict)):
+        raise CheckpointError(
+            f"{path}: not a Lightning checkpoint (expected a dict with a 'state_dict', got "
+            f"{type(ckpt).__name__}{' without one' if isinstance(ckpt, dict) else ''}); plain weights "
+            "are loaded with --model.init_args.init_from"
+        )
+
+
+def latest_run_checkpoint(experiment: Path, alias: str) -> Path | None:
+    """``last.ckpt`` (or the ``best-*.ckpt``) of the run under ``experiment`` whose last.ckpt is newest."""
+    runs = sorted(experiment.glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        return None
+    if alias == "last":
+        return runs[-1]
+    best = sorted(runs[-1].parent.glob("best-*.ckpt"), key=lambda p: p.stat().st_mtime)
+    return best[-1] if best else None
 
 
 def cli_main(args: list[str] | None = None) -> Pose2MetCLI:
@@ -179,7 +252,9 @@ def cli_main(args: list[str] | None = None) -> Pose2MetCLI:
         Pose2MetDataModule,
         subclass_mode_model=True,
         save_config_callback=Pose2MetSaveConfig,
-        save_config_kwargs={"overwrite": True},
+        # only into the run's folder (Lightning would also write trainer.log_dir/config.yaml, which
+        # with W&B is the shared save_dir, overwritten by every run)
+        save_config_kwargs={"overwrite": True, "save_to_log_dir": False},
         args=args,
         auto_configure_optimizers=False,
     )
@@ -217,6 +292,16 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {cause}", file=sys.stderr)
         return EXIT_INPUT_ERROR
+    except MisconfigurationException as err:  # Lightning's check of trainer settings (one clear line)
+        if os.environ.get("POSE2MET_TRACEBACK"):
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    except TrainingDiverged as err:
+        if os.environ.get("POSE2MET_TRACEBACK"):
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

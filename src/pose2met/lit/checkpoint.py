@@ -128,5 +128,11 @@ def load_model(path: str | os.PathLike) -> tuple[Pose2MetModel, dict[str, Any]]:
     problem = describe_mismatch(model.state_dict(), state)
     if problem:
         raise CheckpointError(f"{path}: weights do not fit the stored architecture: {problem}")
+    broken = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if broken:
+        raise CheckpointError(
+            f"{path}: {len(broken)} weight tensor(s) hold NaN or inf (e.g. '{broken[0]}'); the run that "
+            "wrote it diverged"
+        )
     model.load_state_dict(state)
     return model.eval(), meta

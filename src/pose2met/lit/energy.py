@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -102,6 +103,12 @@ class EnergyTask(Pose2MetTask):
         for stage in self.stages:
             if stage.epochs <= 0:
                 raise ValueError(f"stage '{stage.name}': epochs must be positive, got {stage.epochs}")
+            weights = (stage.pose_weight, stage.kcal_weight)
+            if not all(math.isfinite(w) and w >= 0 for w in weights) or not any(weights):
+                raise ValueError(
+                    f"stage '{stage.name}': pose_weight and kcal_weight must be finite, >= 0 and not both 0, "
+                    f"got {weights}"
+                )
 
     def setup(self, stage: str) -> None:
         super().setup(stage)

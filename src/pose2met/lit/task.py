@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from collections.abc import Mapping, Sequence
@@ -28,6 +29,10 @@ def h36m_sequence_key(name: str) -> str:
     """``s_09_act_05_subact_02_ca_01`` -> ``act_05_subact_02`` (the MotionBERT exclusion key)."""
     match = _H36M_SOURCE.search(name)
     return match.group(1) if match else name
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite."""
 
 
 class Pose2MetTask(L.LightningModule):
@@ -97,6 +102,10 @@ class Pose2MetTask(L.LightningModule):
             else None,
         )
         self.input_kind = input_kind
+        if not (math.isfinite(kcal_sigma) and kcal_sigma > 0):
+            raise ValueError(
+                f"kcal_sigma (std of the kcal/h target distribution) must be > 0, got {kcal_sigma}"
+            )
         self.kcal_sigma = kcal_sigma
         self.pose_loss_weights = pose_loss_weights or PoseLossWeights()
         self.pose_protocol = pose_protocol
@@ -256,7 +265,16 @@ class Pose2MetTask(L.LightningModule):
         return results
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
-        return self._shared_step(batch, "train")[0]
+        loss = self._shared_step(batch, "train")[0]
+        # stop at the first non-finite loss, before NaN weights reach a checkpoint (fp16 loss scaling
+        # skips such steps by design, so it is left alone)
+        if not bool(torch.isfinite(loss)) and "16-mixed" not in str(self.trainer.precision):
+            raise TrainingDiverged(
+                f"the training loss became {float(loss)} at step {self.global_step} (epoch "
+                f"{self.current_epoch}): training diverged; lower the learning rate "
+                "(--model.init_args.optimizer.init_args.lr) or check the data"
+            )
+        return loss
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> dict[str, Tensor]:
         """Returns detached predictions for callbacks (figures): pose and kcal expectation."""
@@ -292,7 +310,10 @@ class Pose2MetTask(L.LightningModule):
         if self.optimizer_factory is None:
             optimizer = torch.optim.AdamW(params, lr=5e-4, weight_decay=0.01)
         else:
-            optimizer = self.optimizer_factory(params)
+            try:
+                optimizer = self.optimizer_factory(params)
+            except ValueError as err:  # torch's check of lr, betas, ...: name the config key
+                raise ValueError(f"model.init_args.optimizer: {err}") from None
         if self.scheduler_factory is None:
             scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.99)
         else:

@@ -146,8 +146,17 @@ class STAPFormer(nn.Module):
                 raise ValueError(f"STAPFormer: {name} must be a positive integer, got {value!r}")
         if joint_mixer not in JOINT_MIXERS:
             raise ValueError(f"STAPFormer: joint_mixer must be one of {JOINT_MIXERS}, got {joint_mixer!r}")
-        if not 0.0 <= drop_path < 1.0:
-            raise ValueError(f"STAPFormer: drop_path must be in [0, 1), got {drop_path}")
+        for name, rate in (("dropout", dropout), ("attn_dropout", attn_dropout), ("drop_path", drop_path)):
+            if not 0.0 <= rate < 1.0:
+                raise ValueError(f"STAPFormer: {name} must be in [0, 1), got {rate}")
+        if not (mlp_ratio > 0 and int(dim_feat * mlp_ratio) >= 1):
+            raise ValueError(
+                f"STAPFormer: mlp_ratio must be > 0 (MLP hidden width mlp_ratio * d >= 1), got {mlp_ratio}"
+            )
+        if dim_compress is not None and int(dim_compress) < 1:
+            raise ValueError(
+                f"STAPFormer: dim_compress must be a positive integer or None, got {dim_compress!r}"
+            )
         check_attention_impl(attention_impl)
         kernel = tuple(int(k) for k in stap_kernel)
         stride = tuple(int(s) for s in stap_stride)

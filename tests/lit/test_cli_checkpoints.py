@@ -1,0 +1,168 @@
+"""`--ckpt_path` handling of the `pose2met` command, bad config values and diverged training."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from tests.lit.test_training import CONF, cli_args, datamodule, tiny_encoder, tiny_trainer
+
+from pose2met.cli import cli_main, main
+from pose2met.lit import EnergyTask, HPETask, TrainingStage
+from pose2met.lit.task import TrainingDiverged
+
+HPE = CONF / "experiment/stapformer-s_synthmet-27f_cpu-hpe.yaml"
+EEE = CONF / "experiment/stapformer-s_synthmet-27f_cpu-eee.yaml"
+NAME = "stapformer-s_synthmet-27f_cpu-hpe"  # the recipe's logger name: runs land in <save_dir>/<NAME>/
+
+
+def real_fit_args(config: Path, data: Path, root: Path) -> list[str]:
+    args = cli_args(config, data, root)
+    i = args.index("--trainer.fast_dev_run")
+    del args[i : i + 2]
+    return args + ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
+                   "--trainer.limit_val_batches", "1", "--trainer.limit_test_batches", "1",
+                   "--trainer.check_val_every_n_epoch", "1", "--test_after_fit", "false"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def finished_run(synthmet_tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The save_dir of one finished tiny HPE run (its checkpoints in <root>/<NAME>/version_0/checkpoints)."""
+    root = tmp_path_factory.mktemp("runs")
+    cli_main(real_fit_args(HPE, synthmet_tiny, root))
+    assert (root / NAME / "version_0" / "checkpoints" / "last.ckpt").is_file()
+    return root
+
+
+def _one_error_line(capsys: pytest.CaptureFixture, *words: str) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and err[-1].startswith("error: ") and not any("Traceback" in line for line in err), err
+    assert all(w in err[-1] for w in words), err[-1]
+    return err[-1]
+
+
+@pytest.mark.parametrize("alias", ["last", "best"])
+def test_ckpt_alias_finds_the_latest_run_of_the_experiment(
+    alias: str, finished_run: Path, synthmet_tiny: Path
+) -> None:
+    # a second, older run must not be chosen; every new run gets a new version folder
+    args = ["test", *cli_args(HPE, synthmet_tiny, finished_run)[1:], "--ckpt_path", alias]
+    cli = cli_main(args)
+    chosen = Path(cli.config_init.test.ckpt_path)
+    folder = finished_run / NAME / "version_0" / "checkpoints"
+    assert chosen.parent == folder
+    assert chosen.name == "last.ckpt" if alias == "last" else chosen.name.startswith("best-")
+    assert cli.trainer.state.finished
+
+
+def test_ckpt_alias_without_runs(synthmet_tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    args = cli_args(HPE, synthmet_tiny, tmp_path)
+    assert main(["test", *args[1:], "--ckpt_path", "best"]) == 2
+    _one_error_line(capsys, "--ckpt_path best: no best checkpoint under", NAME)
+    cli = cli_main([*args, "--ckpt_path", "last"])  # fit: nothing to resume, so it starts from scratch
+    assert cli.trainer.state.finished and cli.config_init.fit.ckpt_path is None
+
+
+def test_config_settings_win_over_the_checkpoint(finished_run: Path, synthmet_tiny: Path) -> None:
+    last = finished_run / NAME / "version_0" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["hyper_parameters"]["test_flip"] is True
+    args = ["test", *cli_args(HPE, synthmet_tiny, finished_run)[1:], "--ckpt_path", str(last)]
+    cli = cli_main([*args, "--model.init_args.test_flip", "false"])
+    assert cli.model.test_flip is False
+
+
+def test_checkpoint_of_another_task_or_not_lightning(
+    finished_run: Path, synthmet_tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    last = finished_run / NAME / "version_0" / "checkpoints" / "last.ckpt"
+    args = cli_args(EEE, synthmet_tiny, tmp_path)
+    assert main(["validate", *args[1:], "--ckpt_path", str(last)]) == 2  # an HPE checkpoint, an EEE config
+    _one_error_line(capsys, str(last), "do not fit the model of this config")
+    plain = tmp_path / "weights.pt"
+    torch.save(torch.load(last, weights_only=True)["state_dict"], plain)
+    assert main(["test", *args[1:], "--ckpt_path", str(plain)]) == 2
+    _one_error_line(capsys, str(plain), "not a Lightning checkpoint", "init_from")
+    listed = tmp_path / "list.ckpt"
+    torch.save([1, 2], listed)
+    assert main(["test", *args[1:], "--ckpt_path", str(listed)]) == 2
+    _one_error_line(capsys, str(listed), "got list")
+
+
+ENC = "--model.init_args.encoder.init_args."
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        ([ENC + "mlp_ratio", "-1"], ("mlp_ratio must be > 0",)),
+        ([ENC + "mlp_ratio", "0"], ("mlp_ratio must be > 0",)),
+        ([ENC + "dim_compress", "-4"], ("dim_compress must be a positive integer",)),
+        ([ENC + "dropout", "2"], ("dropout must be in [0, 1), got 2",)),
+        (["--model.init_args.optimizer.init_args.lr", "-1"], ("model.init_args.optimizer", "learning rate")),
+        (["--trainer.enable_progress_bar", "false"], ("enable_progress_bar=False", "RichProgressBar")),
+        (["--results_json", "."], ("--results_json .: is a folder",)),
+    ],
+)
+def test_values_rejected_by_torch_or_lightning_are_one_line(
+    extra: list[str],
+    words: tuple[str, ...],
+    synthmet_tiny: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    assert main([*cli_args(HPE, synthmet_tiny, tmp_path), *extra]) == 2
+    _one_error_line(capsys, *words)
+
+
+def test_stage_weights_and_kcal_sigma_are_checked() -> None:
+    for weights in ((1.0, -1.0), (0.0, 0.0), (float("nan"), 1.0)):
+        with pytest.raises(
+            ValueError, match="stage 'joint': pose_weight and kcal_weight must be finite, >= 0"
+        ):
+            EnergyTask(tiny_encoder(), setting="unified", stages=[TrainingStage("joint", 1, *weights)])
+    for sigma in (0.0, -10.0):
+        with pytest.raises(ValueError, match="kcal_sigma .* must be > 0"):
+            EnergyTask(tiny_encoder(), kcal_sigma=sigma)
+
+
+def test_diverged_training_stops_before_a_checkpoint(synthmet_tiny: Path, tmp_path: Path) -> None:
+    task = HPETask(tiny_encoder())
+    calls = {"n": 0}
+
+    def poison(module: torch.nn.Module, inputs: object, output: torch.Tensor) -> torch.Tensor:
+        calls["n"] += 1
+        return output * float("nan") if calls["n"] == 2 else output  # the second training step diverges
+
+    task.model.pose_head.register_forward_hook(poison)
+    trainer = tiny_trainer(tmp_path, enable_checkpointing=True, limit_train_batches=3, num_sanity_val_steps=0)
+    with pytest.raises(TrainingDiverged, match=r"training loss became nan at step 1 \(epoch 0\)"):
+        trainer.fit(task, datamodule=datamodule(synthmet_tiny))
+    assert not list(tmp_path.rglob("*.ckpt"))
+    assert all(bool(torch.isfinite(p).all()) for p in task.parameters())  # the NaN step never updated
+
+
+def test_copying_a_run_keeps_aliases_in_its_own_experiment(finished_run: Path, tmp_path: Path) -> None:
+    # the alias search is confined to <save_dir>/<logger name>: another recipe's runs are not used
+    other = tmp_path / "stapformer-s_synthmet-27f_cpu-eee" / "version_0"
+    shutil.copytree(finished_run / NAME / "version_0", other)
+    from pose2met.cli import latest_run_checkpoint
+
+    assert latest_run_checkpoint(tmp_path / NAME, "last") is None
+    assert latest_run_checkpoint(other.parent, "last") == other / "checkpoints" / "last.ckpt"
+
+
+def test_a_checkpoint_with_nan_weights_is_refused_by_load_model(finished_run: Path, tmp_path: Path) -> None:
+    from pose2met.lit.checkpoint import CheckpointError, load_model
+
+    last = finished_run / NAME / "version_0" / "checkpoints" / "last.ckpt"
+    model, _ = load_model(last)  # the healthy file loads
+    ckpt = torch.load(last, weights_only=True)
+    key = next(k for k, v in ckpt["state_dict"].items() if v.is_floating_point() and v.numel() > 1)
+    ckpt["state_dict"][key][0] = float("nan")
+    torch.save(ckpt, tmp_path / "diverged.ckpt")
+    with pytest.raises(
+        CheckpointError, match=r"diverged\.ckpt: 1 weight tensor\(s\) hold NaN or inf .*diverged"
+    ):
+        load_model(tmp_path / "diverged.ckpt")
