@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 from pathlib import Path
 
@@ -249,3 +251,98 @@ def test_pose2met_command_dispatches_infer(unified_checkpoint: Path, tmp_path: P
     bad = ["infer", "--checkpoint", str(missing), "--input", str(inp), "--image-size", str(W), str(H)]
     assert main([*bad, "--output", str(tmp_path / "bad.npz")]) == 2
     assert not (tmp_path / "bad.npz").exists()
+
+
+def one_line_error(capsys: pytest.CaptureFixture) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
+    return err
+
+
+def test_existing_output_needs_overwrite(unified_checkpoint: Path, tmp_path: Path, capsys) -> None:
+    inp = tmp_path / "kp.npy"
+    np.save(inp, coco_sequence())
+    out = tmp_path / "out.json"
+    out.write_text("old")
+    assert run_infer(unified_checkpoint, inp, out) == 2
+    assert one_line_error(capsys) == f"error: {out} exists; pass --overwrite to replace it"
+    assert out.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["kp.npy", "out.json"]
+    assert run_infer(unified_checkpoint, inp, out, "--overwrite") == 0
+    assert np.asarray(json.loads(out.read_text())["joints_3d_mm"]).shape == (T, 17, 3)
+
+
+def test_output_is_never_an_input_file(unified_checkpoint: Path, tmp_path: Path, capsys) -> None:
+    inp = tmp_path / "kp.npz"
+    np.savez(inp, keypoints=coco_sequence())
+    before = inp.read_bytes()
+    for out in (inp, tmp_path / "sub" / ".." / "kp.npz"):
+        (tmp_path / "sub").mkdir(exist_ok=True)
+        assert run_infer(unified_checkpoint, inp, out, "--overwrite") == 2
+        err = one_line_error(capsys)
+        assert str(out) in err and "--input" in err
+    assert inp.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["kp.npz", "sub"]
+
+
+def test_output_folder_is_a_clear_error(unified_checkpoint: Path, tmp_path: Path, capsys) -> None:
+    np.save(tmp_path / "kp.npy", coco_sequence())
+    folder = tmp_path / "out.npz"
+    folder.mkdir()
+    assert run_infer(unified_checkpoint, tmp_path / "kp.npy", folder, "--overwrite") == 2
+    assert (
+        one_line_error(capsys)
+        == f"error: {folder}: is a folder; expected a file name ending in .npz or .json"
+    )
+    assert not any(folder.iterdir())
+
+
+def test_existing_figures_need_overwrite(unified_checkpoint: Path, tmp_path: Path, capsys) -> None:
+    np.save(tmp_path / "kp.npy", coco_sequence())
+    plots = tmp_path / "plots"
+    plots.mkdir()
+    (plots / "kcal_timeline.png").write_bytes(b"old")
+    args = ("--plot", str(plots))
+    assert run_infer(unified_checkpoint, tmp_path / "kp.npy", tmp_path / "o.npz", *args) == 2
+    err = one_line_error(capsys)
+    assert err == f"error: {plots / 'kcal_timeline.png'} exists; pass --overwrite to replace it"
+    assert [p.name for p in plots.iterdir()] == ["kcal_timeline.png"] and not (tmp_path / "o.npz").exists()
+    assert (plots / "kcal_timeline.png").read_bytes() == b"old"
+    assert run_infer(unified_checkpoint, tmp_path / "kp.npy", tmp_path / "o.npz", *args, "--overwrite") == 0
+    png_ok(plots / "kcal_timeline.png", (640, 320))
+    not_a_folder = tmp_path / "kp.npy"
+    assert run_infer(unified_checkpoint, not_a_folder, tmp_path / "p.npz", "--plot", str(not_a_folder)) == 2
+    assert one_line_error(capsys) == f"error: --plot {not_a_folder}: exists and is not a folder"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
+@pytest.mark.parametrize("umask", [0o022, 0o027], ids=oct)
+def test_written_files_get_the_mode_of_a_new_file(
+    umask: int, unified_checkpoint: Path, synthmet_tiny: Path, tmp_path: Path
+) -> None:
+    np.save(tmp_path / "kp.npy", coco_sequence())
+    old = os.umask(umask)
+    try:
+        assert (
+            run_infer(unified_checkpoint, tmp_path / "kp.npy", tmp_path / "o.npz", "--plot", str(tmp_path))
+            == 0
+        )
+        png = tmp_path / "compare.png"
+        base = ["--checkpoint", str(unified_checkpoint), "--device", "cpu", "--data", str(synthmet_tiny)]
+        assert viz_main(["compare", *base, "--num", "1", "--output", str(png)]) == 0
+    finally:
+        os.umask(old)
+    for name in ("o.npz", "skeletons.png", "kcal_timeline.png", "compare.png"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name
+
+
+def test_viz_existing_output_needs_overwrite(
+    unified_checkpoint: Path, synthmet_tiny: Path, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "attention.png"
+    out.write_bytes(b"old")
+    base = ["--checkpoint", str(unified_checkpoint), "--device", "cpu", "--data", str(synthmet_tiny)]
+    for figure in ("compare", "attention"):
+        assert viz_main([figure, *base, "--output", str(out)]) == 2
+        assert one_line_error(capsys) == f"error: {out} exists; pass --overwrite to replace it"
+    assert out.read_bytes() == b"old" and list(tmp_path.iterdir()) == [out]
+    assert viz_main(["attention", *base, "--output", str(out), "--overwrite"]) == 0
+    png_ok(out, (3 * 440, 440))

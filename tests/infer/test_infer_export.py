@@ -75,3 +75,57 @@ def test_captured_attention_reproduces_the_branch_outputs() -> None:
     assert maps.spatial.shape == (17, 17) and maps.temporal.shape == (12, 12) and maps.stap.shape == (24, 24)
     for m in (maps.spatial, maps.temporal, maps.stap):
         np.testing.assert_allclose(m.sum(-1), 1.0, atol=1e-5)
+
+
+def one_line_error(capsys: pytest.CaptureFixture) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
+    return err
+
+
+def test_export_never_replaces_its_checkpoint(unified_checkpoint: Path, tmp_path: Path, capsys) -> None:
+    ckpt = tmp_path / "model.pt"  # a checkpoint with the suffix of the TorchScript output
+    ckpt.write_bytes(unified_checkpoint.read_bytes())
+    (tmp_path / "link.pt").symlink_to(ckpt)
+    for output in (ckpt, tmp_path / "sub" / ".." / "model.pt", tmp_path / "link.pt"):
+        (tmp_path / "sub").mkdir(exist_ok=True)
+        for extra in ([], ["--overwrite"]):
+            args = ["--checkpoint", str(ckpt), "--format", "torchscript", "--output", str(output), *extra]
+            assert export_main(args) == 2
+            err = one_line_error(capsys)
+            assert str(output) in err and "--checkpoint" in err
+    assert ckpt.read_bytes() == unified_checkpoint.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.pt", "model.pt", "sub"]
+
+
+def test_export_existing_output_needs_overwrite(unified_checkpoint: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"old")
+    args = ["--checkpoint", str(unified_checkpoint), "--format", "onnx", "--output", str(out)]
+    assert export_main(args) == 2
+    assert one_line_error(capsys) == f"error: {out} exists; pass --overwrite to replace it"
+    assert out.read_bytes() == b"old" and list(tmp_path.iterdir()) == [out]
+    assert export_main([*args, "--overwrite", "--device", "cpu"]) == 0
+    assert [
+        o.name for o in ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).get_outputs()
+    ] == ["pose_3d", "kcal_logits"]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name", "words"),
+    [
+        ("onnx", "folder", "is a folder; expected a file name ending in .onnx"),
+        ("torchscript", "folder.pt", "is a folder; expected a file name ending in .pt"),
+        ("onnx", "model.pt", "--format onnx output name must end with .onnx"),
+        ("torchscript", "model.onnx", "--format torchscript output name must end with .pt"),
+    ],
+)
+def test_export_bad_output_name(fmt: str, name: str, words: str, tmp_path: Path, capsys) -> None:
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder.pt").mkdir()
+    missing = tmp_path / "missing.ckpt"  # the output is checked before the checkpoint is read
+    out = tmp_path / name
+    assert export_main(["--checkpoint", str(missing), "--format", fmt, "--output", str(out)]) == 2
+    assert one_line_error(capsys) == f"error: {out}: {words}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "folder.pt"]
+    assert not any((tmp_path / "folder").iterdir())

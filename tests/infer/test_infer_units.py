@@ -68,3 +68,14 @@ def test_camera_space_is_metres_and_no_intrinsics_stays_normalized() -> None:
     norm = to_output_units(metres, "image25d", W)
     assert not norm.in_mm and "normalized" in norm.units and "--intrinsics" in norm.units
     np.testing.assert_allclose(norm.joints, metres - metres[:, :1])
+
+
+@pytest.mark.parametrize("height", [-5.0, 0.0, float("nan")])
+def test_bad_body_height_is_named_not_root_depth(height: float) -> None:
+    pose = image25d(skeleton_mm(planar=True))
+    with pytest.raises(
+        ValueError, match=r"^--body-height must be a positive number of millimetres, got (-5|0|nan)$"
+    ):
+        to_output_units(pose, "image25d", W, CAM, body_height_mm=height)
+    with pytest.raises(ValueError, match=r"^--root-depth must be a positive number of millimetres, got -31$"):
+        to_output_units(pose, "image25d", W, CAM, root_depth_mm=-31.0, body_height_mm=height)

@@ -2,7 +2,8 @@
 
 Each ``*_main(argv)`` takes the arguments after the subcommand word and returns the exit code:
 0 on success; 2 with a one-line ``error: ...`` message on stderr (no traceback) for bad input,
-in which case no output file is written.
+in which case no output file is written. An existing output file is refused before any work unless
+``--overwrite`` is given; a file the command reads (``--checkpoint``, ``--input``, ...) is never replaced.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pose2met.infer.keypoints import (
     clean_keypoints,
     load_keypoints,
 )
-from pose2met.infer.outputs import OutputError, check_output_path, write_result
+from pose2met.infer.outputs import OUTPUT_SUFFIXES, OutputError, check_new_output, write_result
 from pose2met.infer.predict import (
     InferenceError,
     InferenceSettings,
@@ -33,7 +34,7 @@ from pose2met.infer.predict import (
     model_input,
     run_inference,
 )
-from pose2met.infer.units import DEFAULT_BODY_HEIGHT_MM, Intrinsics
+from pose2met.infer.units import DEFAULT_BODY_HEIGHT_MM, Intrinsics, positive_mm
 
 EXIT_ERROR = 2
 #: Errors reported as one line; anything else is a bug and keeps its traceback.
@@ -74,6 +75,23 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
         help="the checkpoint holds official STAPFormer weights; this is their YAML config",
     )  # fmt: skip
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="replace existing output files (default: refuse); the command's input files are never replaced",
+    )  # fmt: skip
+
+
+def _inputs(args: argparse.Namespace, *flags: str) -> dict[str, str | None]:
+    """``{flag: path}`` of the files a command reads, which its outputs must never replace."""
+    names = ("--checkpoint", "--official-config", *flags)
+    return {flag: getattr(args, flag[2:].replace("-", "_"), None) for flag in names}
+
+
+def _output(args: argparse.Namespace, suffixes: tuple[str, ...], *input_flags: str) -> Path:
+    """Check ``--output`` up front: suffix, folder, not an input file, existing only with ``--overwrite``."""
+    return check_new_output(
+        args.output, suffixes, overwrite=args.overwrite, inputs=_inputs(args, *input_flags)
+    )
 
 
 def _load(args: argparse.Namespace) -> LoadedModel:
@@ -109,9 +127,11 @@ def infer_parser() -> argparse.ArgumentParser:
 
 
 def _infer(args: argparse.Namespace) -> None:
-    output = check_output_path(args.output)
+    output = _output(args, OUTPUT_SUFFIXES, "--input")
     if (args.gif or args.mp4) and not args.plot:
         raise InferenceError("--gif/--mp4 need --plot DIR")
+    if args.plot and Path(args.plot).exists() and not Path(args.plot).is_dir():
+        raise OutputError(f"--plot {args.plot}: exists and is not a folder")
     if args.mp4:
         from pose2met.viz.animation import find_ffmpeg
 
@@ -119,11 +139,24 @@ def _infer(args: argparse.Namespace) -> None:
             raise InferenceError('--mp4 needs ffmpeg, none found: pip install "pose2met[video]" or use --gif')
     if args.stride is not None and args.stride < 1:
         raise InferenceError(f"--stride must be >= 1, got {args.stride}")
+    if args.root_depth is not None and not positive_mm(args.root_depth):
+        raise InferenceError(
+            f"--root-depth must be a positive number of millimetres, got {args.root_depth:g}"
+        )
+    if not positive_mm(args.body_height):
+        raise InferenceError(
+            f"--body-height must be a positive number of millimetres, got {args.body_height:g}"
+        )
     intrinsics = Intrinsics(*args.intrinsics) if args.intrinsics else None
     keypoints = clean_keypoints(load_keypoints(args.input, args.layout), args.min_score, source=args.input)
     loaded = _load(args)
     if args.stride is not None and args.stride > loaded.window:
         raise InferenceError(f"--stride {args.stride} exceeds the model's window of {loaded.window} frames")
+    if args.plot and Path(args.plot).is_dir():  # the figures this model gives must not replace files either
+        inputs = _inputs(args, "--input")
+        for name in _plot_names(loaded, args):
+            path = Path(args.plot) / name
+            check_new_output(path, (path.suffix,), overwrite=args.overwrite, inputs=inputs)
     settings = InferenceSettings(
         image_size=(args.image_size[0], args.image_size[1]), intrinsics=intrinsics, fps=args.fps,
         stride=args.stride, batch_size=args.batch_size, flip=not args.no_flip,
@@ -140,6 +173,19 @@ def _infer(args: argparse.Namespace) -> None:
     if "kcal_per_hour" in record:
         summary += f", {record['kcal_per_hour']:.0f} ± {record['kcal_per_hour_std']:.0f} kcal/h"
     print(summary + ")")
+
+
+def _plot_names(loaded: LoadedModel, args: argparse.Namespace) -> list[str]:
+    """The files :func:`_plots` writes into ``--plot DIR`` for this model and these flags."""
+    names = []
+    if loaded.has_pose:
+        names.append("skeletons.png")
+        names += [
+            f"skeleton{suffix}" for wanted, suffix in ((args.gif, ".gif"), (args.mp4, ".mp4")) if wanted
+        ]
+    if loaded.has_kcal:
+        names.append("kcal_timeline.png")
+    return names
 
 
 def _plots(record: dict[str, Any], folder: Path, args: argparse.Namespace) -> None:
@@ -181,18 +227,21 @@ def export_parser() -> argparse.ArgumentParser:
     )
     _add_model_args(p)
     p.add_argument("--format", choices=("onnx", "torchscript"), required=True)
-    p.add_argument("--output", required=True, help="file to write (.onnx / .pt)")
+    p.add_argument("--output", required=True, help="file to write (.onnx for onnx, .pt for torchscript)")
     p.add_argument("--frames", type=int, default=None, help="T of the exported graph (default: the model's)")
     p.add_argument("--batch", type=int, default=1, help="batch size of the exported graph")
     return p
 
 
 def _export(args: argparse.Namespace) -> None:
-    from pose2met.infer.export import export_model
+    from pose2met.infer.export import EXPORT_SUFFIXES, export_model
 
-    output = Path(args.output)
-    if not output.parent.is_dir():
-        raise OutputError(f"{output}: folder {output.parent} does not exist")
+    suffixes = EXPORT_SUFFIXES[args.format]
+    if not Path(args.output).is_dir() and Path(args.output).suffix.lower() not in suffixes:
+        raise OutputError(
+            f"{args.output}: --format {args.format} output name must end with {' or '.join(suffixes)}"
+        )
+    output = _output(args, suffixes)
     loaded = _load(args)
     names = export_model(loaded, output, args.format, args.frames, args.batch)
     frames = args.frames or loaded.window
@@ -228,8 +277,8 @@ def viz_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _png(path: str) -> Path:
-    return check_output_path(path, (".png",))
+def _png(args: argparse.Namespace, *input_flags: str) -> Path:
+    return _output(args, (".png",), *input_flags)
 
 
 def _compare(args: argparse.Namespace) -> None:
@@ -237,7 +286,7 @@ def _compare(args: argparse.Namespace) -> None:
     from pose2met.viz.figures import save_figure
     from pose2met.viz.skeleton import skeleton_comparison_figure
 
-    output = _png(args.output)
+    output = _png(args, "--data")
     loaded = _load(args)
     batch = dataset_batch(args.data, args.split, args.num, loaded.window, loaded.target_space)
     pred, gt = predict_vs_truth(loaded, batch, flip=not args.no_flip)
@@ -256,7 +305,7 @@ def _attention(args: argparse.Namespace) -> None:
     from pose2met.viz.attention import attention_figure, capture_attention
     from pose2met.viz.figures import save_figure
 
-    output = _png(args.output)
+    output = _png(args, "--data", "--input")
     loaded = _load(args)
     param = next(loaded.model.parameters())
     if args.data:

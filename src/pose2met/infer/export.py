@@ -22,6 +22,8 @@ from pose2met.infer.predict import LoadedModel
 
 ExportFormat = Literal["onnx", "torchscript"]
 EXPORT_FORMATS: tuple[str, ...] = ("onnx", "torchscript")
+#: File name endings accepted by ``pose2met export --output`` for each ``--format``.
+EXPORT_SUFFIXES: dict[str, tuple[str, ...]] = {"onnx": (".onnx",), "torchscript": (".pt",)}
 INPUT_NAME = "keypoints"
 ONNX_OPSET = 17
 

@@ -1,4 +1,8 @@
-"""Writing inference results atomically: ``.npz`` (NumPy) or ``.json``, via a temporary file + rename."""
+"""Writing inference results atomically: ``.npz`` (NumPy) or ``.json``, via a temporary file + rename.
+
+The command-line tools check every output path up front with :func:`check_new_output`: an existing
+file is only replaced with ``--overwrite``, and a file the command reads is never replaced.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import contextlib
 import json
 import math
 import os
-import tempfile
+import secrets
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,25 +25,70 @@ class OutputError(ValueError):
 
 
 def check_output_path(path: str | os.PathLike, suffixes: tuple[str, ...] = OUTPUT_SUFFIXES) -> Path:
-    """Validate an output path up front (suffix, existing parent folder) so no work is wasted."""
+    """Validate an output path up front (not a folder, suffix, parent folder exists): no wasted work."""
     path = Path(path)
+    expected = " or ".join(suffixes)
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder; expected a file name ending in {expected}")
     if path.suffix.lower() not in suffixes:
-        raise OutputError(f"{path}: output name must end with one of {suffixes}")
+        raise OutputError(f"{path}: output name must end with {expected}")
     if not path.parent.is_dir():
         raise OutputError(f"{path}: folder {path.parent} does not exist")
-    if path.is_dir():
-        raise OutputError(f"{path}: is a folder")
     return path
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether ``a`` and ``b`` name the same file (resolved paths, or the same inode when both exist)."""
+    if Path(a).resolve() == Path(b).resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (or cannot be read): not the same existing file
+        return False
+
+
+def check_new_output(
+    path: str | os.PathLike,
+    suffixes: tuple[str, ...] = OUTPUT_SUFFIXES,
+    *,
+    overwrite: bool = False,
+    inputs: Mapping[str, str | os.PathLike | None] | None = None,
+) -> Path:
+    """:func:`check_output_path`, then refuse to replace one of the command's ``inputs`` (``{flag: path}``,
+    even with ``overwrite``) or, without ``overwrite``, any existing file."""
+    path = check_output_path(path, suffixes)
+    for flag, source in (inputs or {}).items():
+        if source is not None and same_file(path, source):
+            raise OutputError(f"{path}: is the {flag} file this command reads; refusing to overwrite it")
+    if os.path.lexists(path) and not overwrite:
+        raise OutputError(f"{path} exists; pass --overwrite to replace it")
+    return path
+
+
+def _create_temp(path: Path) -> Path:
+    """Create an empty, unique temporary file beside ``path`` with the normal mode of a new file.
+
+    ``os.open(..., 0o666)`` lets the system apply the umask (and default ACLs), as for any new file;
+    ``tempfile.mkstemp`` would give 0600, which ``os.replace`` would keep.
+    """
+    for _ in range(100):
+        tmp = path.parent / f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+    raise FileExistsError(f"{path}: cannot create a temporary file in {path.parent}")
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
+    tmp = _create_temp(path)
     try:
-        yield Path(tmp)
+        yield tmp
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -26,6 +26,11 @@ _LEGS = ((1, 2, 3), (4, 5, 6))  # hip, knee, ankle (right, left)
 _TRUNK = (0, 7, 8, 9, 10)  # pelvis, spine, thorax, neck, head
 
 
+def positive_mm(value: float) -> bool:
+    """Whether ``value`` is a usable length: a finite number above zero."""
+    return bool(np.isfinite(value) and value > 0)
+
+
 @dataclass(frozen=True)
 class Intrinsics:
     """Pinhole camera intrinsics in pixels."""
@@ -95,12 +100,20 @@ def to_output_units(
     per_depth = pose * (width / 2.0) / np.array([intrinsics.fx, intrinsics.fy, intrinsics.fx])
     how = "--root-depth"
     if root_depth_mm is None:
+        if not positive_mm(body_height_mm):
+            raise ValueError(
+                f"--body-height must be a positive number of millimetres, got {body_height_mm:g}"
+            )
         chain = float(np.median(chain_length(per_depth)))
-        if not chain > 0:
-            raise ValueError("cannot solve the root depth: the predicted skeleton has zero size")
+        if not (np.isfinite(chain) and chain > 0):
+            raise ValueError("cannot solve the root depth: the predicted skeleton has zero or infinite size")
         root_depth_mm = CHAIN_HEIGHT_FRACTION * body_height_mm / chain
         how = f"solved from a body height of {body_height_mm:g} mm"
-    if not (np.isfinite(root_depth_mm) and root_depth_mm > 0):
-        raise ValueError(f"--root-depth must be a positive number of millimetres, got {root_depth_mm}")
+        if not positive_mm(root_depth_mm):
+            raise ValueError(
+                f"cannot solve the root depth from --body-height {body_height_mm:g}: got {root_depth_mm:g} mm"
+            )
+    elif not positive_mm(root_depth_mm):
+        raise ValueError(f"--root-depth must be a positive number of millimetres, got {root_depth_mm:g}")
     units = f"millimetres, root-relative (pelvis at 0), {axes}; root depth {root_depth_mm:.0f} mm ({how})"
     return MetricPose(per_depth * root_depth_mm, True, units, float(root_depth_mm))
