@@ -116,13 +116,10 @@ class Pose2MetCLI(LightningCLI):
             raise ValueError(f"--results_json {results}: is a folder; expected a file name such as run.json")
 
     def _parse_ckpt_path(self) -> None:
-        """Lightning replaces the model settings of the config with those saved in ``--ckpt_path``,
-        silently dropping e.g. ``--model.init_args.energy_eval sequence``. Here the config wins: the
-        checkpoint's settings are used only when no model is configured at all, and
-        :meth:`check_checkpoint_fits` rejects a checkpoint that does not fit the configured model."""
-        subcommand = self.config.get("subcommand")
-        if subcommand and self.config[subcommand].get("model") is None:
-            super()._parse_ckpt_path()
+        """Keep the config's model settings: Lightning would replace them with those saved in
+        ``--ckpt_path``, silently dropping e.g. ``--model.init_args.energy_eval sequence`` or turning an
+        HPE config into the checkpoint's energy task. The config always names the model (it is
+        required), and :meth:`check_checkpoint_fits` rejects a checkpoint that does not fit it."""
 
     def resolve_ckpt_alias(self) -> None:
         """Turn ``--ckpt_path last|best`` into the file of the latest run of this experiment.
