@@ -201,6 +201,9 @@ OTHER_CONFIGS = [
          num_heads=2, num_frames=20),
     dict(depth=2, dim_feat=48, dim_compress=24, dim_rep=40, block_size=[4, 2], block_stride=[4, 2],
          num_heads=4, num_frames=22),
+    # 1x1 blocks: the STAP conv is 1x1 too but stays a convolution
+    dict(depth=1, dim_feat=16, dim_compress=16, dim_rep=8, block_size=[1, 1], block_stride=[1, 1],
+         num_heads=4, num_frames=5),
 ]  # fmt: skip
 
 
@@ -298,6 +301,8 @@ def test_missing_unexpected_and_misshapen_keys_are_named(vector: dict[str, Any])
         ({"model_name": "motionbert"}, "model_name"),
         ({"block_size": [3, 3, 3]}, "block_size"),
         ({"num_heads": 5}, "num_heads"),
+        ({"num_heads": 0}, r"config\['num_heads'\] must be a positive integer, got 0"),
+        ({"depth": 2.5}, r"config\['depth'\] must be a positive integer, got 2.5"),
     ],
 )
 def test_unsupported_config_values_raise(vector: dict[str, Any], update: dict, message: str) -> None:
@@ -318,3 +323,15 @@ def test_config_and_file_errors(vector: dict[str, Any], tmp_path) -> None:
         load_official_stapformer(bad, cfg)
     with pytest.raises(OfficialWeightsError, match=r"missing 30 key.*encoder\.blocks\.2\."):  # depth 3 vs 2
         load_official_stapformer(sd, dict(cfg, depth=3))
+
+
+def test_nan_weights_and_a_broken_yaml_config(vector: dict[str, Any], tmp_path) -> None:
+    sd, cfg = _tiny(vector)
+    key = next(k for k in sd if k.endswith("norm1.weight"))
+    poisoned = dict(sd, **{key: sd[key].clone().index_fill_(0, torch.tensor([0]), float("nan"))})
+    with pytest.raises(OfficialWeightsError, match=f"entry '{key}' holds NaN or inf"):
+        load_official_stapformer(poisoned, cfg)
+    broken = tmp_path / "config.yaml"
+    broken.write_text("depth: [1, 2\n  dim_feat: 3\n")
+    with pytest.raises(OfficialWeightsError, match=r"config\.yaml: not a readable YAML config"):
+        load_official_stapformer(sd, broken)

@@ -49,6 +49,16 @@ def test_gaussian_target_matches_numpy_in_float64() -> None:
     np.testing.assert_allclose(as_float.sum(-1).numpy(), 1.0, atol=1e-6)
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [((2.7, 0.0, 10.0), "num_bins must be an integer >= 2"), ((True, 0.0, 1.0), "num_bins"),
+     ((4, 0.0, float("inf")), "kcal_min < kcal_max"), ((4, 5.0, 5.0), "kcal_min < kcal_max")],
+)  # fmt: skip
+def test_bin_settings_are_checked(args: tuple, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_bin_centers(*args)
+
+
 def test_gaussian_target_errors() -> None:
     centers = make_bin_centers(10)
     with pytest.raises(ValueError, match="sigma"):

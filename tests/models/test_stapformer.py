@@ -211,11 +211,35 @@ def test_non_finite_and_non_float_inputs_raise() -> None:
         (dict(depth=0), "depth"),
         (dict(drop_path=1.0), "drop_path"),
         (dict(joint_mixer="stconv", stconv_kernel=4), "stconv_kernel"),
+        (
+            dict(stap_kernel=(3.7, 3)),
+            r"stap_kernel must be a positive integer or a pair of them, got \(3.7, 3\)",
+        ),
+        (dict(stap_stride="33"), "stap_stride must be a positive integer or a pair"),
+        (dict(num_frames=2.5), "num_frames must be a positive integer, got 2.5"),
+        (dict(num_heads="2"), "num_heads must be a positive integer, got '2'"),
+        (dict(mlp_ratio=0), "mlp_ratio must be > 0"),
+        (dict(dim_compress=-4), "dim_compress must be a positive integer"),
+        (dict(dropout=2.0), r"dropout must be in \[0, 1\)"),
     ],
 )
 def test_bad_constructor_arguments_raise(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         tiny(**kwargs)
+
+
+def test_a_single_int_kernel_means_a_square_block() -> None:
+    assert tiny(stap_kernel=3, stap_stride=3).config["stap_kernel"] == [3, 3]
+
+
+def test_input_dtype_must_match_the_weights() -> None:
+    model = tiny().eval()
+    x = torch.randn(1, 9, 17, 3)
+    with pytest.raises(ValueError, match=r"input is torch.float64 but the model's weights are torch.float32"):
+        model(x.double())
+    torch.testing.assert_close(model.double()(x.double()), model.float()(x).double(), atol=1e-5, rtol=0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast casts inside the layers
+        assert model(x).shape == model.float()(x).shape
 
 
 def test_preset_names() -> None:

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
 from einops import rearrange
 from torch import Tensor
 
@@ -75,6 +76,9 @@ def parse_official_config(config: Mapping[str, Any]) -> tuple[dict[str, Any], in
         )
     if cfg["qkv_scale"] is not None:
         raise OfficialWeightsError(f"config['qkv_scale']={cfg['qkv_scale']!r} is not supported (only null)")
+    for key in ("dim_feat", "num_heads", "depth", "dim_rep", "dim_in", "num_joints", "num_frames", "dim_out"):
+        if isinstance(cfg[key], bool) or not isinstance(cfg[key], int) or cfg[key] < 1:
+            raise OfficialWeightsError(f"config[{key!r}] must be a positive integer, got {cfg[key]!r}")
     dim, heads = int(cfg["dim_feat"]), int(cfg["num_heads"])
     if cfg["attn_head_dim"] is not None and int(cfg["attn_head_dim"]) != dim // heads:
         raise OfficialWeightsError(
@@ -191,6 +195,8 @@ def convert_official_state_dict(
             raise OfficialWeightsError(
                 f"official state dict entry {key!r} is a {type(value).__name__}, not a tensor"
             )
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise OfficialWeightsError(f"official state dict entry {key!r} holds NaN or inf values")
         if tuple(value.shape) != expected[key]:
             raise OfficialWeightsError(
                 f"official state dict entry {key!r} has shape {tuple(value.shape)}, expected {expected[key]} "
@@ -203,7 +209,9 @@ def convert_official_state_dict(
             value = rearrange(value, "(s h c n) i -> (s n h c) i", n=3, s=2, h=heads)
         elif key.endswith("inner_mixer.proj.weight"):
             value = rearrange(value, "o (s c h) -> o (s h c)", s=2, h=heads)
-        elif value.dim() == 4 and value.shape[-2:] == (1, 1):
+        elif value.dim() == 4 and value.shape[-2:] == (1, 1) and not key.endswith("outer_mixer.qkv.0.weight"):
+            # a 1x1 convolution that is an nn.Linear here (the STAP aggregation conv stays a conv,
+            # also with a 1x1 block_size)
             value = rearrange(value, "o i 1 1 -> o i")
         out[_rename(key)] = value.detach().clone()
     return out
@@ -232,8 +240,12 @@ def _read_config(config: Mapping[str, Any] | str | os.PathLike) -> Mapping[str, 
         path = Path(config)
         if not path.is_file():
             raise OfficialWeightsError(f"{path}: official config file not found")
-        with open(path) as f:
-            loaded = yaml.safe_load(f)
+        try:
+            with open(path) as f:
+                loaded = yaml.safe_load(f)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+            reason = str(err).splitlines()[0]
+            raise OfficialWeightsError(f"{path}: not a readable YAML config ({reason})") from None
         if not isinstance(loaded, Mapping):
             raise OfficialWeightsError(f"{path}: expected a YAML mapping of official config keys")
         return loaded

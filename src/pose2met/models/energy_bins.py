@@ -13,6 +13,9 @@ functions follow the device of their inputs.
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -26,9 +29,9 @@ def make_bin_centers(
     device: torch.device | str | None = None,
 ) -> Tensor:
     """Centres ``kcal_min + (k + 1/2) (kcal_max - kcal_min) / K`` of K equal bins, shape ``(K,)``."""
-    if int(num_bins) < 2:
+    if isinstance(num_bins, bool) or not isinstance(num_bins, (int, np.integer)) or num_bins < 2:
         raise ValueError(f"num_bins must be an integer >= 2, got {num_bins!r}")
-    if not kcal_max > kcal_min:
+    if not (math.isfinite(kcal_min) and math.isfinite(kcal_max) and kcal_max > kcal_min):
         raise ValueError(f"energy bin range needs kcal_min < kcal_max, got [{kcal_min}, {kcal_max}]")
     width = (kcal_max - kcal_min) / num_bins
     k = torch.arange(num_bins, dtype=torch.float64, device=device)

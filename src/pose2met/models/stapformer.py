@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -22,6 +23,19 @@ from pose2met.models.stap import STAPAttention
 
 JointMixer = Literal["stc", "mixste", "stconv"]
 JOINT_MIXERS: tuple[str, ...] = ("stc", "mixste", "stconv")
+
+
+def _is_int(value: object) -> bool:
+    """An integer (Python or NumPy), not a bool or a float."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _int_pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
+    """``k`` or ``(k_t, k_j)`` of positive integers -> ``(k_t, k_j)``."""
+    pair = (value, value) if _is_int(value) else tuple(value) if isinstance(value, (list, tuple)) else ()
+    if len(pair) != 2 or not all(_is_int(v) and v >= 1 for v in pair):
+        raise ValueError(f"STAPFormer: {name} must be a positive integer or a pair of them, got {value!r}")
+    return int(pair[0]), int(pair[1])
 
 
 class STAPBlock(nn.Module):
@@ -142,7 +156,7 @@ class STAPFormer(nn.Module):
         sizes = dict(num_joints=num_joints, num_frames=num_frames, dim_in=dim_in, dim_feat=dim_feat,
                      dim_rep=dim_rep, depth=depth, num_heads=num_heads)  # fmt: skip
         for name, value in sizes.items():
-            if int(value) < 1:
+            if not _is_int(value) or value < 1:
                 raise ValueError(f"STAPFormer: {name} must be a positive integer, got {value!r}")
         if joint_mixer not in JOINT_MIXERS:
             raise ValueError(f"STAPFormer: joint_mixer must be one of {JOINT_MIXERS}, got {joint_mixer!r}")
@@ -153,13 +167,12 @@ class STAPFormer(nn.Module):
             raise ValueError(
                 f"STAPFormer: mlp_ratio must be > 0 (MLP hidden width mlp_ratio * d >= 1), got {mlp_ratio}"
             )
-        if dim_compress is not None and int(dim_compress) < 1:
+        if dim_compress is not None and (not _is_int(dim_compress) or dim_compress < 1):
             raise ValueError(
                 f"STAPFormer: dim_compress must be a positive integer or None, got {dim_compress!r}"
             )
         check_attention_impl(attention_impl)
-        kernel = tuple(int(k) for k in stap_kernel)
-        stride = tuple(int(s) for s in stap_stride)
+        kernel, stride = _int_pair(stap_kernel, "stap_kernel"), _int_pair(stap_stride, "stap_stride")
         self.config: dict[str, Any] = dict(
             num_joints=num_joints, num_frames=num_frames, dim_in=dim_in, dim_feat=dim_feat, dim_rep=dim_rep,
             depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio, dim_compress=dim_compress,
@@ -231,6 +244,12 @@ class STAPFormer(nn.Module):
             )
         if not x.is_floating_point():
             raise ValueError(f"STAPFormer input must be a floating-point tensor, got {x.dtype}")
+        weight_dtype = self.embed.weight.dtype
+        if x.dtype != weight_dtype and not torch.is_autocast_enabled(x.device.type):
+            raise ValueError(
+                f"STAPFormer input is {x.dtype} but the model's weights are {weight_dtype}: cast the input "
+                f"(x.to({weight_dtype})) or the model (model.to({x.dtype})), or run under torch.autocast"
+            )
         if self.check_finite and not _tracing() and not bool(torch.isfinite(x).all()):
             raise ValueError(
                 f"STAPFormer input {tuple(x.shape)} contains NaN or inf values "
