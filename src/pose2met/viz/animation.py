@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 from matplotlib import animation  # noqa: E402
 
 from pose2met.infer.outputs import write_atomic  # noqa: E402
-from pose2met.viz.skeleton import draw_skeleton_3d  # noqa: E402
+from pose2met.viz.skeleton import draw_skeleton_3d, pose_array  # noqa: E402
 
 #: Longest animation drawn (frames beyond are skipped evenly, keeping the clip's duration).
 MAX_ANIMATION_FRAMES = 300
@@ -67,9 +67,10 @@ def save_skeleton_animation(
     ffmpeg = find_ffmpeg() if suffix == ".mp4" else None
     if suffix == ".mp4" and ffmpeg is None:
         raise AnimationError(f"{path}: MP4 needs ffmpeg, none found; {FFMPEG_HINT}")
-    joints = np.asarray(joints, dtype=np.float64)
-    if joints.ndim != 3 or joints.shape[1:] != (17, 3) or len(joints) == 0:
-        raise AnimationError(f"animation: expected joints (T, 17, 3) with T >= 1, got {joints.shape}")
+    try:
+        joints = pose_array(joints, "animation", "joints")
+    except ValueError as err:
+        raise AnimationError(str(err)) from None
     step = max(1, int(np.ceil(len(joints) / max_frames)))
     frames = np.arange(0, len(joints), step)
     rate = max(fps / step, 1.0)

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from pose2met.viz.skeleton import draw_skeleton_3d  # noqa: E402
+from pose2met.viz.skeleton import draw_skeleton_3d, pose_array  # noqa: E402
 
 
 def sample_frames(num_frames: int, count: int = 8) -> np.ndarray:
@@ -34,9 +34,9 @@ def skeleton_sheet_figure(
     Left side blue, right side red, centre black (:func:`pose2met.viz.skeleton.draw_skeleton_3d`).
     Panels are titled with the frame index (and time when ``fps`` is given).
     """
-    joints = np.asarray(joints, dtype=np.float64)
-    if joints.ndim != 3 or joints.shape[1:] != (17, 3):
-        raise ValueError(f"skeleton_sheet_figure: expected joints (T, 17, 3), got {joints.shape}")
+    joints = pose_array(joints, "skeleton_sheet_figure", "joints")
+    if count < 1 or columns < 1:
+        raise ValueError(f"skeleton_sheet_figure: count and columns must be >= 1, got {count}, {columns}")
     frames = sample_frames(len(joints), count)
     rel = joints - joints[:, :1]
     radius = max(float(np.abs(rel[frames]).max()), 1e-6)
