@@ -15,6 +15,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
@@ -24,7 +25,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from pose2met.data.datamodule import Pose2MetDataModule
 from pose2met.lit.callbacks import StageAwareCheckpoint, run_dir
-from pose2met.lit.checkpoint import CheckpointError, describe_mismatch
+from pose2met.lit.checkpoint import CHECKPOINT_META_KEY, CheckpointError, describe_mismatch, model_meta
 from pose2met.lit.task import Pose2MetTask, TrainingDiverged
 from pose2met.safe_load import check_checkpoint_path
 
@@ -138,15 +139,17 @@ class Pose2MetCLI(LightningCLI):
         root = Path(save_dir or self.trainer.default_root_dir)
         name = getattr(logger, "name", None)
         experiment = root / str(name) if name else root
-        found = latest_run_checkpoint(experiment, alias)
+        found = latest_run_checkpoint(experiment, alias, model_meta(self.model))
         if found is None:
             if self.subcommand == "fit" and alias == "last":
-                rank_zero_info(f"--ckpt_path last: no last.ckpt under {experiment}; training from scratch")
+                rank_zero_info(
+                    f"--ckpt_path last: no last.ckpt of this model under {experiment}; training from scratch"
+                )
                 self.config_init[self.subcommand]["ckpt_path"] = None
                 return
             raise CheckpointError(
-                f"--ckpt_path {alias}: no {alias} checkpoint under {experiment}/*/checkpoints; "
-                "pass a file path"
+                f"--ckpt_path {alias}: no {alias} checkpoint of this config's model under "
+                f"{experiment}/*/checkpoints; pass a file path"
             )
         rank_zero_info(f"--ckpt_path {alias}: {found}")
         self.config_init[self.subcommand]["ckpt_path"] = str(found)
@@ -231,15 +234,44 @@ def check_lightning_checkpoint(ckpt: Any, path: object) -> None:
         )
 
 
-def latest_run_checkpoint(experiment: Path, alias: str) -> Path | None:
-    """``last.ckpt`` (or the ``best-*.ckpt``) of the run under ``experiment`` whose last.ckpt is newest."""
-    runs = sorted(experiment.glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
-    if not runs:
-        return None
-    if alias == "last":
-        return runs[-1]
-    best = sorted(runs[-1].parent.glob("best-*.ckpt"), key=lambda p: p.stat().st_mtime)
-    return best[-1] if best else None
+#: Runs looked at (newest first) when resolving ``--ckpt_path last|best``.
+ALIAS_SEARCH_RUNS = 20
+
+
+def same_model(meta: object, expected: dict[str, Any]) -> bool:
+    """Whether a checkpoint's model description is that of ``expected`` (task, encoder, heads, input)."""
+    if not isinstance(meta, dict):
+        return False
+    keys = ("task", "pose_head", "calorie_head", "input_kind")
+    runtime = ("attention_impl", "check_finite")  # settings that may change between runs
+    encoder = {k: v for k, v in (meta.get("encoder") or {}).items() if k not in runtime}
+    wanted = {k: v for k, v in expected["encoder"].items() if k not in runtime}
+    return encoder == wanted and all(meta.get(k) == expected[k] for k in keys)
+
+
+def latest_run_checkpoint(
+    experiment: Path, alias: str, expected: dict[str, Any] | None = None
+) -> Path | None:
+    """``last.ckpt`` (or the ``best-*.ckpt``) of the newest run under ``experiment`` of this model.
+
+    Runs are ordered by the time of their ``last.ckpt``; with ``expected`` (a :func:`model_meta`),
+    runs of another recipe in the same folder (W&B puts all runs of a project side by side) are
+    skipped.
+    """
+    runs = sorted(experiment.glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for last in runs[:ALIAS_SEARCH_RUNS]:
+        if expected is not None:
+            try:
+                ckpt = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+            except Exception:  # unreadable: not a candidate (a clear error comes if it is chosen by path)
+                continue
+            if not same_model(ckpt.get(CHECKPOINT_META_KEY) if isinstance(ckpt, dict) else None, expected):
+                continue
+        if alias == "last":
+            return last
+        best = sorted(last.parent.glob("best-*.ckpt"), key=lambda p: p.stat().st_mtime)
+        return best[-1] if best else None
+    return None
 
 
 def cli_main(args: list[str] | None = None) -> Pose2MetCLI:

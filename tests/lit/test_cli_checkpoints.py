@@ -60,7 +60,7 @@ def test_ckpt_alias_finds_the_latest_run_of_the_experiment(
 def test_ckpt_alias_without_runs(synthmet_tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     args = cli_args(HPE, synthmet_tiny, tmp_path)
     assert main(["test", *args[1:], "--ckpt_path", "best"]) == 2
-    _one_error_line(capsys, "--ckpt_path best: no best checkpoint under", NAME)
+    _one_error_line(capsys, "--ckpt_path best: no best checkpoint of this config's model under", NAME)
     cli = cli_main([*args, "--ckpt_path", "last"])  # fit: nothing to resume, so it starts from scratch
     assert cli.trainer.state.finished and cli.config_init.fit.ckpt_path is None
 
@@ -141,6 +141,31 @@ def test_diverged_training_stops_before_a_checkpoint(synthmet_tiny: Path, tmp_pa
         trainer.fit(task, datamodule=datamodule(synthmet_tiny))
     assert not list(tmp_path.rglob("*.ckpt"))
     assert all(bool(torch.isfinite(p).all()) for p in task.parameters())  # the NaN step never updated
+
+
+def test_alias_skips_newer_runs_of_another_model_in_the_same_folder(
+    finished_run: Path, tmp_path: Path
+) -> None:
+    """W&B keeps every recipe's runs side by side in <save_dir>/<project>/<run id>/."""
+    import os
+
+    from pose2met.cli import latest_run_checkpoint
+    from pose2met.lit.checkpoint import CHECKPOINT_META_KEY
+
+    source = finished_run / NAME / "version_0" / "checkpoints"
+    ours = tmp_path / "aaaa" / "checkpoints"
+    shutil.copytree(source, ours)
+    ckpt = torch.load(ours / "last.ckpt", weights_only=True)
+    expected = ckpt[CHECKPOINT_META_KEY]
+    other = tmp_path / "bbbb" / "checkpoints"
+    other.mkdir(parents=True)
+    ckpt[CHECKPOINT_META_KEY] = {**expected, "task": "EnergyTask", "calorie_head": {"num_bins": 10}}
+    torch.save(ckpt, other / "last.ckpt")
+    os.utime(ours / "last.ckpt", (1, 1))  # ours is older
+    assert latest_run_checkpoint(tmp_path, "last") == other / "last.ckpt"  # without a model: the newest
+    assert latest_run_checkpoint(tmp_path, "last", expected) == ours / "last.ckpt"
+    assert latest_run_checkpoint(tmp_path, "best", expected).name.startswith("best-")
+    assert latest_run_checkpoint(tmp_path, "last", {**expected, "input_kind": "3d"}) is None
 
 
 def test_copying_a_run_keeps_aliases_in_its_own_experiment(finished_run: Path, tmp_path: Path) -> None:
