@@ -57,6 +57,7 @@ train-eee-unified: $(STAMP) ## unified 2D->3D->kcal schedule (HPE stage, then jo
 	$(POSE2MET) fit $(BASE) --config conf/model/eee-unified.yaml --config conf/data/synthmet.yaml --config $(UNIFIED_CONFIG) $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
 
 train: $(STAMP) ## any recipe: make train CONFIG=conf/experiment/X.yaml ARGS="--trainer.max_epochs 3"
+	@test -n "$(CONFIG)" || { echo "make train: give a recipe, e.g. make train CONFIG=conf/experiment/stapformer-s_synthmet-27f_cpu-eee-3d.yaml" >&2; exit 2; }
 	$(POSE2MET) fit $(BASE) --config $(CONFIG) $(ARGS)
 
 data-synthmet: $(STAMP) ## generate SynthMet (PRESET=default SEED=0) into data/

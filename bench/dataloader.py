@@ -32,7 +32,11 @@ from pose2met.data.reader import Pose2MetFile
 CAMERA = {"fx": 1145.0, "fy": 1144.0, "cx": 512.0, "cy": 515.0, "width": 1000.0, "height": 1002.0}
 
 
-def write_big_file(path: Path, n_frames: int, seq_len: int = 2600, seed: int = 0) -> None:
+#: Frames per generated sequence.
+SEQ_LEN = 2600
+
+
+def write_big_file(path: Path, n_frames: int, seq_len: int = SEQ_LEN, seed: int = 0) -> None:
     """Smooth random poses: per-joint random walks around a standing pose, ``seq_len``-frame sequences."""
     rng = np.random.default_rng(seed)
     j = 17
@@ -109,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target-space", choices=("camera", "image25d"), default="camera")
     parser.add_argument("--tmpdir", default=None, help="folder for the generated file (default: system temp)")
     args = parser.parse_args(argv)
+    if args.frames < 3 * SEQ_LEN:  # train, val and test need a sequence each
+        parser.error(
+            f"--frames must be at least {3 * SEQ_LEN} (three {SEQ_LEN}-frame sequences), got {args.frames}"
+        )
     torch.set_num_threads(max(1, torch.get_num_threads()))
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} (other processes may run)")
 

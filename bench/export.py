@@ -23,8 +23,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import torch
+
+try:
+    import onnxruntime as ort
+except ModuleNotFoundError:  # an optional extra
+    raise SystemExit('bench/export.py needs ONNX Runtime: pip install "pose2met[export]"') from None
 
 from pose2met.infer.export import example_input, export_model
 from pose2met.infer.predict import LoadedModel

@@ -71,6 +71,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     names = [n for n in args.presets.split(",") if n] + (["h36m-scale"] if args.h36m_scale else [])
+    unknown = sorted(set(names) - set(PRESETS))
+    if unknown:
+        parser.error(f"--presets: unknown {unknown}; expected names from {sorted(PRESETS)}")
     print(f"load average before: {os.getloadavg()}, cpus: {os.cpu_count()}")
     for name in names:
         start = time.perf_counter()
