@@ -11,7 +11,7 @@ import pytest
 
 from pose2met.ablations.profile import measure
 from pose2met.ablations.report import write_reports
-from pose2met.ablations.runner import Paths, run_all
+from pose2met.ablations.runner import Paths, finished, run_all
 from pose2met.ablations.tables import Budget, RunSettings, expand
 from pose2met.models import STAPFormer
 
@@ -54,12 +54,22 @@ def test_runner_end_to_end_on_synthmet_tiny(synthmet_tiny: Path, tmp_path: Path)
     again = run_all(specs, budget, paths, cwd=REPO, logger="csv", extra=extra, echo=lambda _: None)
     assert [o.status for o in again] == ["skipped"]
 
-    (md,) = write_reports(["t4"], budget, paths, REPO)
+    (md,) = write_reports(["t4"], budget, paths, REPO, extra)
     with (paths.out / "t4.csv").open() as handle:
         (row,) = list(csv.DictReader(handle))
     assert float(row["test/mpjpe_mean"]) == pytest.approx(record["metrics"]["test/mpjpe"])
     assert row["test/mpjpe_n"] == "1" and row["T"] == "9"
     assert f"| 9 | {record['metrics']['test/mpjpe']:.1f} ± - |" in md.read_text()
+
+    # the run belongs to its arguments: without them it is not finished, and the report made without
+    # them finds nothing and keeps the table it wrote before
+    target = paths.json(specs[0].run_id)
+    assert finished(target, extra) and not finished(target)
+    before = md.read_text()
+    assert write_reports(["t4"], budget, paths, REPO, echo=lambda _: None) == []
+    assert md.read_text() == before
+    target.write_text("{")  # a broken results file is not a finished run
+    assert not finished(target, extra)
 
 
 def test_profile_counts_match_the_model() -> None:

@@ -183,6 +183,20 @@ def test_claim_stap_and_noise_flag() -> None:
     assert missing.holds is None
 
 
+def test_claims_with_missing_cells_do_not_hold_yet() -> None:
+    stat = {("stc", True): Stat(float("nan"), None, 0), ("stc", False): Stat(float("nan"), None, 0),
+            ("mixste", True): Stat(1.0, None, 1), ("mixste", False): Stat(2.0, None, 1)}  # fmt: skip
+    partial = claims.stap_beats_off(stat, "P1")
+    assert partial.holds is None and "1 comparison(s) not measured" in partial.details[-1]
+    stat[("mixste", True)] = Stat(3.0, None, 1)  # a measured loss decides, whatever is missing
+    assert claims.stap_beats_off(stat, "P1").holds is False
+    frames = {9: Stat(60.0, None, 1), 27: Stat(45.0, None, 1), 81: Stat(float("nan"), None, 0)}
+    assert claims.longer_t_is_better(frames).holds is None
+    p1 = {(k, s): Stat(50.0 - (k == 5) * 2 - (s == 2) * 3, None, 1) for k in (3, 5) for s in (1, 2, 3)}
+    del p1[(5, 3)]
+    assert claims.kernel_and_stride(p1).holds is None
+
+
 def test_claim_longer_t() -> None:
     verdict = claims.longer_t_is_better(
         {81: Stat(40.0, None, 1), 9: Stat(60.0, None, 1), 27: Stat(45.0, None, 1)}
@@ -247,3 +261,39 @@ def test_cli_dry_run_and_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFix
     assert "t9" in capsys.readouterr().err
     assert main(["--quick", "--root", str(tmp_path)]) == 2
     assert "conf/experiment" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads process states from /proc")
+def test_stopping_the_launcher_stops_the_run_and_its_children(tmp_path: Path) -> None:
+    """Ctrl-C / SIGTERM of the harness must not leave a training run (or its DDP ranks) behind."""
+    import signal
+    import sys
+    import time
+
+    from pose2met.ablations.runner import subprocess_launcher
+
+    pids = tmp_path / "pids"
+    script = (
+        "import os, subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        f"open({str(pids)!r}, 'w').write(f'{{os.getpid()}} {{child.pid}}')\n"
+        "time.sleep(60)\n"
+    )
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 2.0)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            subprocess_launcher([sys.executable, "-c", script], tmp_path / "run.log", tmp_path)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    run_pid, child_pid = map(int, pids.read_text().split())
+    time.sleep(0.5)
+    for pid in (run_pid, child_pid):  # gone, or a zombie waiting for its new parent to reap it
+        status = Path(f"/proc/{pid}/status")
+        state = status.read_text().split("State:")[1].split()[0] if status.exists() else "gone"
+        assert state in ("gone", "Z"), (pid, state)

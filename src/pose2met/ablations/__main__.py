@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 
 from pose2met.ablations.report import write_reports
-from pose2met.ablations.runner import Paths, build_command, run_all
+from pose2met.ablations.runner import Paths, build_command, finished, run_all
 from pose2met.ablations.tables import BUDGETS, estimate_seconds, expand, parse_tables
+from pose2met.data.interrupts import Terminated, interrupted_message, sigterm_raises
 
 
 def parser() -> argparse.ArgumentParser:
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     out = (root / args.out).resolve() / ("quick" if budget.name == "quick" else "")
     paths = Paths(out, (root / args.work).resolve() / budget.name)
     specs = expand(tables, budget)
-    todo = [s for s in specs if not paths.json(s.run_id).exists()]
+    todo = [s for s in specs if not finished(paths.json(s.run_id), extra)]
     estimate = sum(estimate_seconds(s.settings, budget) for s in todo)
     print(
         f"{args.budget}: tables {', '.join(tables)}; {len(specs)} runs, {len(specs) - len(todo)} finished, "
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         for spec in specs:
             done = (
                 "done"
-                if paths.json(spec.run_id).exists()
+                if finished(paths.json(spec.run_id), extra)
                 else f"~{estimate_seconds(spec.settings, budget):.0f} s"
             )
             init = f"<checkpoint of {spec.depends_on}>" if spec.depends_on else None
@@ -79,10 +80,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{spec.run_id} [{spec.group}] ({done})\n  {shlex.join(cmd[3:])}")
         return 0
     start = time.perf_counter()
-    outcomes = (
-        [] if args.report_only else run_all(specs, budget, paths, cwd=root, logger=args.logger, extra=extra)
-    )
-    written = write_reports(tables, budget, paths, root)
+    try:
+        with sigterm_raises():
+            outcomes = (
+                []
+                if args.report_only
+                else run_all(specs, budget, paths, cwd=root, logger=args.logger, extra=extra)
+            )
+    except (Terminated, KeyboardInterrupt) as err:
+        _, code = interrupted_message(err, paths.work)
+        print("error: interrupted; the running training run was stopped, finished runs are kept: "
+              "rerun the same command to continue", file=sys.stderr)  # fmt: skip
+        return code
+    written = write_reports(tables, budget, paths, root, extra)
     bad = [o for o in outcomes if o.status in ("failed", "blocked")]
     print(f"wall time {time.perf_counter() - start:.0f} s; wrote {', '.join(str(p) for p in written)}")
     for o in bad:

@@ -47,8 +47,14 @@ def lower_is_better(a: Stat, b: Stat) -> tuple[bool, str]:
     return a.mean < b.mean, text
 
 
-def _verdict(claim: str, wins: list[bool], details: list[str]) -> Verdict:
-    return Verdict(claim, all(wins) if wins else None, details)
+def _verdict(claim: str, wins: list[bool], details: list[str], missing: int = 0) -> Verdict:
+    """A measured loss decides (does not hold); a win needs every comparison of the claim measured."""
+    if wins and not all(wins):
+        return Verdict(claim, False, details)
+    if missing:
+        details.append(f"{missing} comparison(s) not measured, so the claim cannot hold yet")
+        return Verdict(claim, None, details)
+    return Verdict(claim, True if wins else None, details)
 
 
 def longer_t_is_better(p1: dict[int, Stat]) -> Verdict:
@@ -61,24 +67,25 @@ def longer_t_is_better(p1: dict[int, Stat]) -> Verdict:
         wins.append(win)
         details.append(f"T={long} vs T={short}: P1 {text} mm -> {'better' if win else 'not better'}")
     details.insert(0, f"P1 falls with T at {sum(wins)}/{len(wins)} steps")
-    return _verdict(claim, wins, details)
+    return _verdict(claim, wins, details, missing=sum(not s.valid for s in p1.values()))
 
 
 def stap_beats_off(metric: dict[tuple[str, bool], Stat], name: str, unit: str = "") -> Verdict:
     """For every group (mixer or setting), the STAP-on cell beats the STAP-off cell."""
     claim = f"STAP on beats off ({name}) for every {'mixer' if name == 'P1' else 'setting'}"
     groups = list(dict.fromkeys(g for g, _ in metric))  # first-seen order
-    wins, details = [], []
+    wins, details, missing = [], [], 0
     for g in groups:
         on, off = metric.get((g, True)), metric.get((g, False))
         if on is None or off is None or not (on.valid and off.valid):
             details.append(f"{g}: not measured")
+            missing += 1
             continue
         win, text = lower_is_better(on, off)
         wins.append(win)
         details.append(f"{g}: on vs off {text}{unit} -> {'on better' if win else 'off better or equal'}")
     details.insert(0, f"STAP on beats off for {sum(wins)}/{len(wins)}")
-    return _verdict(claim, wins, details)
+    return _verdict(claim, wins, details, missing)
 
 
 def kernel_and_stride(p1: dict[tuple[int, int], Stat]) -> Verdict:
@@ -102,12 +109,13 @@ def kernel_and_stride(p1: dict[tuple[int, int], Stat]) -> Verdict:
             s_wins.append(all(w for w, _ in results))
             details.append(f"k={k}: s=2 vs s=1 {results[0][1]}, s=2 vs s=3 {results[1][1]} mm")
     wins = k_wins + s_wins
+    missing = len(strides) - len(k_wins) + len(kernels) - len(s_wins)
     details.insert(
         0,
         f"k=5 beats k=3 for {sum(k_wins)}/{len(k_wins)} strides; "
         f"s=2 beats s=1 and s=3 for {sum(s_wins)}/{len(s_wins)} kernels",
     )
-    return _verdict(claim, wins, details)
+    return _verdict(claim, wins, details, missing)
 
 
 def unified_closes_gap(mae: dict[tuple[str, str], Stat]) -> Verdict:
@@ -142,4 +150,4 @@ def unified_closes_gap(mae: dict[tuple[str, str], Stat]) -> Verdict:
             f"lowered by {closed['known']:.1f} (known) vs {closed['unknown']:.1f} (unknown) kcal/h: "
             f"{'most on unknown' if most else 'not most on unknown'}"
         )
-    return _verdict(claim, wins, details)
+    return _verdict(claim, wins, details, missing=2 - len(closed))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ import numpy as np
 from pose2met.ablations import claims
 from pose2met.ablations.claims import Stat, Verdict
 from pose2met.ablations.profile import WARMUP, Cost, measure
-from pose2met.ablations.runner import Paths, load_result
+from pose2met.ablations.runner import Paths, finished, load_result
 from pose2met.ablations.tables import Budget, RunSettings, run_id, table_cells
 
 TITLES = {
@@ -90,14 +91,25 @@ def config_difference(settings: RunSettings) -> str:
     return f"`{settings.config}`" + (" + " + ", ".join(parts) if parts else "")
 
 
+def _number(value: object) -> float | None:
+    """A finite metric value, else ``None`` (a broken value counts as not measured)."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 def collect(
     table: str,
     budget: Budget,
     paths: Paths,
     root: Path,
     cost: Callable[[RunSettings, int], Cost] | None = None,
+    extra: Sequence[str] = (),
 ) -> list[TableRow]:
-    """Rows of ``table`` from the results JSONs under ``paths`` (missing runs count as not measured)."""
+    """Rows of ``table`` from the results JSONs under ``paths``; missing or unreadable runs, runs made
+    with other extra arguments, and non-numeric values count as not measured."""
     profile = cost or (lambda s, repeats: measure(s, root, repeats=repeats))
     rows = []
     for cell in table_cells(table, budget):
@@ -115,13 +127,15 @@ def collect(
             for seed in budget.seeds:
                 name = run_id(cell.settings, seed)
                 runs.append(name)
-                if paths.json(name).exists():
+                if finished(paths.json(name), extra):
                     records.append(load_result(paths.json(name)))
             for src in sources:
                 if src in stats:
                     continue
-                values = [r["params"] if src == "params" else r["metrics"].get(src) for r in records]
-                stats[src] = aggregate([float(v) for v in values if v is not None])
+                values = [
+                    _number(r.get("params") if src == "params" else r["metrics"].get(src)) for r in records
+                ]
+                stats[src] = aggregate([v for v in values if v is not None])
         rows.append(TableRow(dict(cell.labels), config_difference(cell.settings), stats, runs))
     return rows
 
@@ -188,10 +202,24 @@ def markdown(table: str, rows: Sequence[TableRow], budget: Budget, checks: Seque
     return "\n".join(lines) + "\n"
 
 
+def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """``write(tmp)`` beside ``path``, then rename: a failed write never leaves a cut file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_csv(path: Path, table: str, rows: Sequence[TableRow]) -> None:
     """One line per row: labels, then ``<source>_mean``, ``<source>_std``, ``<source>_n``, config, runs."""
+    _write_atomic(path, lambda tmp: _write_csv_rows(tmp, table, rows))
+
+
+def _write_csv_rows(path: Path, table: str, rows: Sequence[TableRow]) -> None:
     sources = [src for _, src, _ in COLUMNS[table]]
-    path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         label_names = list(rows[0].labels) if rows else []
@@ -206,15 +234,34 @@ def write_csv(path: Path, table: str, rows: Sequence[TableRow]) -> None:
             writer.writerow([*r.labels.values(), *values, r.config.replace("`", ""), " ".join(r.runs)])
 
 
-def write_reports(tables: Sequence[str], budget: Budget, paths: Paths, root: Path) -> list[Path]:
-    """Write ``<out>/<table>.md`` and ``.csv`` for each table; returns the Markdown paths."""
+def measured_anything(table: str, rows: Sequence[TableRow]) -> bool:
+    """Whether any trained-run cell of ``table`` has a value (the profiled columns always do)."""
+    sources = [src for _, src, _ in COLUMNS[table] if src not in PROFILED]
+    return table == "t5" or any(r.stats[s].n > 0 for r in rows for s in sources)
+
+
+def write_reports(
+    tables: Sequence[str],
+    budget: Budget,
+    paths: Paths,
+    root: Path,
+    extra: Sequence[str] = (),
+    echo: Callable[[str], None] = print,
+) -> list[Path]:
+    """Write ``<out>/<table>.md`` and ``.csv`` (atomically) for each table; returns the Markdown paths.
+
+    A table none of whose runs finished is not written, so existing tables (e.g. the committed
+    results of an earlier run) are never replaced by an empty one.
+    """
     written = []
     for table in tables:
-        rows = collect(table, budget, paths, root)
-        text = markdown(table, rows, budget, verdicts(table, rows))
+        rows = collect(table, budget, paths, root, extra=extra)
         md = paths.out / f"{table}.md"
-        md.parent.mkdir(parents=True, exist_ok=True)
-        md.write_text(text)
+        if not measured_anything(table, rows):
+            echo(f"{table}: no finished runs; {md} left as it was")
+            continue
+        text = markdown(table, rows, budget, verdicts(table, rows))
+        _write_atomic(md, lambda tmp, text=text: tmp.write_text(text))
         write_csv(paths.out / f"{table}.csv", table, rows)
         written.append(md)
     return written

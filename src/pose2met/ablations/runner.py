@@ -1,13 +1,15 @@
 """Run the training runs of the ablation harness as ``pose2met fit`` subprocesses, with resume.
 
 A run is finished iff its results JSON (``--results_json``, written atomically after the post-fit
-test) exists; finished runs are skipped, so a killed harness continues where it stopped.
+test) is readable and records the same extra ``pose2met`` arguments (``-- ...``) as this call;
+finished runs are skipped, so a killed harness continues where it stopped.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -17,8 +19,11 @@ from pathlib import Path
 
 from pose2met.ablations.tables import Budget, RunSpec
 
-#: Runs the ``pose2met`` entry point with the interpreter of this process.
-POSE2MET = [sys.executable, "-c", "import sys; from pose2met.cli import main; sys.exit(main())"]
+#: Runs the ``pose2met`` entry point with the interpreter of this process (as a module, so that
+#: Lightning's DDP launcher can start the other ranks the same way).
+POSE2MET = [sys.executable, "-m", "pose2met.cli"]
+#: Key of the results JSON where the harness records the extra arguments a run was started with.
+EXTRA_KEY = "ablation_extra_args"
 TRAINER = "conf/trainer/default.yaml"
 
 
@@ -50,6 +55,29 @@ def load_result(path: Path) -> dict:
             f"{path}: expected an object with a 'metrics' object (a pose2met --results_json file)"
         )
     return record
+
+
+def finished(path: Path, extra: Sequence[str] = ()) -> bool:
+    """Whether ``path`` holds a readable result of a run started with the extra arguments ``extra``."""
+    if not path.exists():
+        return False
+    try:
+        record = load_result(path)
+    except ValueError:
+        return False  # broken: rerun
+    return list(record.get(EXTRA_KEY, [])) == list(extra)
+
+
+def record_extra(path: Path, extra: Sequence[str]) -> None:
+    """Store ``extra`` in the results JSON ``path`` (atomically)."""
+    record = load_result(path)
+    record[EXTRA_KEY] = list(extra)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def build_command(
@@ -123,7 +151,34 @@ def subprocess_launcher(cmd: list[str], log: Path, cwd: Path) -> int:
     with log.open("w") as handle:
         handle.write(" ".join(cmd) + "\n\n")
         handle.flush()
-        return subprocess.run(cmd, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT).returncode
+        # its own process group, so that stopping the harness stops the run and its DDP ranks too
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            return proc.wait()
+        except BaseException:  # Ctrl-C, SIGTERM (see pose2met.data.interrupts), any error
+            stop_process_group(proc)
+            raise
+
+
+def stop_process_group(proc: subprocess.Popen, grace_s: float = 30.0) -> None:
+    """SIGTERM the process group of ``proc`` (SIGKILL after ``grace_s``) and reap it."""
+    kill = getattr(os, "killpg", None)
+    try:
+        if kill is not None:
+            kill(proc.pid, signal.SIGTERM)
+        else:  # no process groups (Windows)
+            proc.terminate()
+        proc.wait(timeout=grace_s)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        if kill is not None:
+            kill(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+        proc.wait()
 
 
 def run_all(
@@ -142,14 +197,14 @@ def run_all(
     for i, spec in enumerate(specs, 1):
         target = paths.json(spec.run_id)
         prefix = f"[{i}/{len(specs)}] {spec.run_id}"
-        if target.exists():
+        if finished(target, extra):
             outcomes[spec.run_id] = Outcome(spec.run_id, "skipped", detail="finished earlier")
             echo(f"{prefix}: finished earlier, skipped")
             continue
         init_from = None
         if spec.depends_on is not None:
             dep = paths.json(spec.depends_on)
-            if not dep.exists():
+            if not finished(dep, extra):
                 outcomes[spec.run_id] = Outcome(
                     spec.run_id, "blocked", detail=f"{spec.depends_on} did not finish"
                 )
@@ -166,6 +221,7 @@ def run_all(
         code = launcher(cmd, paths.log(spec.run_id), cwd)
         wall = time.perf_counter() - start
         if code == 0 and target.exists():
+            record_extra(target, extra)
             outcomes[spec.run_id] = Outcome(spec.run_id, "done", wall)
             echo(f"{prefix}: done in {wall:.0f} s")
         else:
