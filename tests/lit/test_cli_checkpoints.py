@@ -33,6 +33,8 @@ def finished_run(synthmet_tiny: Path, tmp_path_factory: pytest.TempPathFactory) 
     root = tmp_path_factory.mktemp("runs")
     cli_main(real_fit_args(HPE, synthmet_tiny, root))
     assert (root / NAME / "version_0" / "checkpoints" / "last.ckpt").is_file()
+    # the resolved config goes into the run's own folder only (never a shared one at the root)
+    assert (root / NAME / "version_0" / "config.yaml").is_file() and not (root / "config.yaml").exists()
     return root
 
 
