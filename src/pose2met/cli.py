@@ -20,9 +20,10 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import Logger, WandbLogger
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
+from pose2met.atomic import write_atomic
 from pose2met.data.datamodule import Pose2MetDataModule
 from pose2met.lit.callbacks import StageAwareCheckpoint, run_dir
 from pose2met.lit.checkpoint import CHECKPOINT_META_KEY, CheckpointError, describe_mismatch, model_meta
@@ -131,30 +132,44 @@ class Pose2MetCLI(LightningCLI):
         alias = self.config_init[self.subcommand].get("ckpt_path")
         if alias not in ("last", "best"):
             return
-        # the configured logger (fast_dev_run swaps the trainer's for a dummy without folders)
-        logger = self.config_init[self.subcommand].get("trainer", {}).get("logger")
-        if not isinstance(logger, Logger):
-            logger = self.trainer.logger
-        save_dir = getattr(logger, "save_dir", None)
-        root = Path(save_dir or self.trainer.default_root_dir)
-        name = getattr(logger, "name", None)
-        experiment = root / str(name) if name else root
-        found = latest_run_checkpoint(experiment, alias, model_meta(self.model))
+        # --checkpoint.dirpath names one folder for every run; without a logger Lightning uses one too
+        fixed = getattr(self.trainer.checkpoint_callback, "dirpath", None)
+        logger = self._configured_logger()
+        if not fixed and logger is None:
+            fixed = Path(self.trainer.default_root_dir) / "checkpoints"
+        if fixed:
+            where = str(fixed)
+            found = alias_in_folder(Path(fixed), alias)
+        else:
+            root = Path(getattr(logger, "save_dir", None) or self.trainer.default_root_dir)
+            name = getattr(logger, "name", None)
+            experiment = root / str(name) if name else root
+            where = f"{experiment}/*/checkpoints"
+            found = latest_run_checkpoint(experiment, alias, model_meta(self.model))
         if found is None:
             if self.subcommand == "fit" and alias == "last":
-                rank_zero_info(
-                    f"--ckpt_path last: no last.ckpt of this model under {experiment}; training from scratch"
+                rank_zero_warn(
+                    f"--ckpt_path last: no last.ckpt of this model in {where}; training from scratch"
                 )
                 self.config_init[self.subcommand]["ckpt_path"] = None
                 return
             raise CheckpointError(
-                f"--ckpt_path {alias}: no {alias} checkpoint of this config's model under "
-                f"{experiment}/*/checkpoints; pass a file path"
+                f"--ckpt_path {alias}: no {alias} checkpoint of this config's model in {where}; "
+                "pass a file path"
             )
         rank_zero_info(f"--ckpt_path {alias}: {found}")
         self.config_init[self.subcommand]["ckpt_path"] = str(found)
         self._checked_checkpoint = check_checkpoint_path(found, CheckpointError)
         check_lightning_checkpoint(self._checked_checkpoint, found)
+
+    def _configured_logger(self) -> Logger | None:
+        """The logger of the config (fast_dev_run swaps the trainer's for a dummy without folders)."""
+        logger = self.config_init[self.subcommand].get("trainer", {}).get("logger")
+        if isinstance(logger, Logger):
+            return logger
+        return (
+            self.trainer.logger if isinstance(self.trainer.logger, Logger) and logger is not False else None
+        )
 
     def check_checkpoint_fits(self) -> None:
         """Fail in one line when ``--ckpt_path`` holds weights of another architecture than the config's
@@ -212,12 +227,7 @@ class Pose2MetCLI(LightningCLI):
         }
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        try:
-            tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_atomic(target, lambda tmp: tmp.write_text(json.dumps(record, indent=2, sort_keys=True)))
 
     def config_get(self, key: str) -> Any:
         config = self.config.get(self.subcommand, self.config) if self.subcommand else self.config
@@ -235,7 +245,7 @@ def check_lightning_checkpoint(ckpt: Any, path: object) -> None:
 
 
 #: Runs looked at (newest first) when resolving ``--ckpt_path last|best``.
-ALIAS_SEARCH_RUNS = 20
+ALIAS_SEARCH_RUNS = 200
 
 
 def same_model(meta: object, expected: dict[str, Any]) -> bool:
@@ -247,6 +257,14 @@ def same_model(meta: object, expected: dict[str, Any]) -> bool:
     encoder = {k: v for k, v in (meta.get("encoder") or {}).items() if k not in runtime}
     wanted = {k: v for k, v in expected["encoder"].items() if k not in runtime}
     return encoder == wanted and all(meta.get(k) == expected[k] for k in keys)
+
+
+def alias_in_folder(folder: Path, alias: str) -> Path | None:
+    """``last.ckpt``, or the newest ``best-*.ckpt``, in one checkpoint folder."""
+    if alias == "last":
+        return folder / "last.ckpt" if (folder / "last.ckpt").is_file() else None
+    best = sorted(folder.glob("best-*.ckpt"), key=lambda p: p.stat().st_mtime)
+    return best[-1] if best else None
 
 
 def latest_run_checkpoint(
@@ -267,10 +285,7 @@ def latest_run_checkpoint(
                 continue
             if not same_model(ckpt.get(CHECKPOINT_META_KEY) if isinstance(ckpt, dict) else None, expected):
                 continue
-        if alias == "last":
-            return last
-        best = sorted(last.parent.glob("best-*.ckpt"), key=lambda p: p.stat().st_mtime)
-        return best[-1] if best else None
+        return alias_in_folder(last.parent, alias)
     return None
 
 

@@ -14,7 +14,7 @@ from pose2met.ablations import claims
 from pose2met.ablations.__main__ import main
 from pose2met.ablations.claims import Stat
 from pose2met.ablations.report import TableRow, aggregate, format_stat, markdown, verdicts, write_csv
-from pose2met.ablations.runner import Paths, build_command, run_all
+from pose2met.ablations.runner import Paths, build_command, finished, run_all
 from pose2met.ablations.tables import FULL, QUICK, RunSettings, RunSpec, expand, parse_tables, table_cells
 
 REPO = Path(__file__).resolve().parents[2]
@@ -118,6 +118,23 @@ def test_resume_skips_finished_runs_and_passes_checkpoints(tmp_path: Path) -> No
     assert sorted(flag(c, "--trainer.logger.init_args.name") for c in launched) == sorted(
         r for r, o in outcomes.items() if o == "failed"
     )
+
+
+def test_results_of_other_arguments_are_rerun_and_never_relabelled(tmp_path: Path) -> None:
+    paths = Paths(tmp_path / "tables", tmp_path / "work")
+    (spec,) = [s for s in expand(["t4"], QUICK)][:1]
+    target = paths.json(spec.run_id)
+    fake_result(target, **{"test/mpjpe": 1.0})  # made without extra arguments
+    assert finished(target) and not finished(target, ["--trainer.max_steps", "2"])
+
+    def silent(cmd: list[str], log: Path, cwd: Path) -> int:
+        return 0  # exits 0 but writes no results (e.g. --test_after_fit false)
+
+    (outcome,) = run_all([spec], QUICK, paths, cwd=tmp_path, extra=["--trainer.max_steps", "2"],
+                         launcher=silent, echo=lambda _: None)  # fmt: skip
+    assert outcome.status == "failed" and not target.exists()
+    (kept,) = target.parent.glob(f"{spec.run_id}.replaced-*.json")  # the old result is kept aside
+    assert json.loads(kept.read_text())["metrics"]["test/mpjpe"] == 1.0
 
 
 def test_failed_pretraining_blocks_finetune(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -49,7 +50,12 @@ def _one_error_line(capsys: pytest.CaptureFixture, *words: str) -> str:
 def test_ckpt_alias_finds_the_latest_run_of_the_experiment(
     alias: str, finished_run: Path, synthmet_tiny: Path
 ) -> None:
-    # a second, older run must not be chosen; every new run gets a new version folder
+    # an older run (its last.ckpt written earlier) must not be chosen
+    older = finished_run / NAME / "version_7"
+    if not older.exists():
+        shutil.copytree(finished_run / NAME / "version_0", older)
+        for ckpt in (older / "checkpoints").glob("*.ckpt"):
+            os.utime(ckpt, (1, 1))
     args = ["test", *cli_args(HPE, synthmet_tiny, finished_run)[1:], "--ckpt_path", alias]
     cli = cli_main(args)
     chosen = Path(cli.config_init.test.ckpt_path)
@@ -62,7 +68,7 @@ def test_ckpt_alias_finds_the_latest_run_of_the_experiment(
 def test_ckpt_alias_without_runs(synthmet_tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     args = cli_args(HPE, synthmet_tiny, tmp_path)
     assert main(["test", *args[1:], "--ckpt_path", "best"]) == 2
-    _one_error_line(capsys, "--ckpt_path best: no best checkpoint of this config's model under", NAME)
+    _one_error_line(capsys, "--ckpt_path best: no best checkpoint of this config's model in", NAME)
     cli = cli_main([*args, "--ckpt_path", "last"])  # fit: nothing to resume, so it starts from scratch
     assert cli.trainer.state.finished and cli.config_init.fit.ckpt_path is None
 
@@ -129,7 +135,10 @@ def test_stage_weights_and_kcal_sigma_are_checked() -> None:
             EnergyTask(tiny_encoder(), kcal_sigma=sigma)
 
 
-def test_diverged_training_stops_before_a_checkpoint(synthmet_tiny: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_diverged_training_stops_before_a_checkpoint(
+    synthmet_tiny: Path, tmp_path: Path, precision: str
+) -> None:
     task = HPETask(tiny_encoder())
     calls = {"n": 0}
 
@@ -138,8 +147,14 @@ def test_diverged_training_stops_before_a_checkpoint(synthmet_tiny: Path, tmp_pa
         return output * float("nan") if calls["n"] == 2 else output  # the second training step diverges
 
     task.model.pose_head.register_forward_hook(poison)
-    trainer = tiny_trainer(tmp_path, enable_checkpointing=True, limit_train_batches=3, num_sanity_val_steps=0)
-    with pytest.raises(TrainingDiverged, match=r"training loss became nan at step 1 \(epoch 0\)"):
+    trainer = tiny_trainer(
+        tmp_path,
+        enable_checkpointing=True,
+        limit_train_batches=3,
+        num_sanity_val_steps=0,
+        precision=precision,
+    )
+    with pytest.raises(TrainingDiverged, match=r"training loss became non-finite at step 1 \(epoch 0; this"):
         trainer.fit(task, datamodule=datamodule(synthmet_tiny))
     assert not list(tmp_path.rglob("*.ckpt"))
     assert all(bool(torch.isfinite(p).all()) for p in task.parameters())  # the NaN step never updated
@@ -176,8 +191,9 @@ def test_copying_a_run_keeps_aliases_in_its_own_experiment(finished_run: Path, t
     shutil.copytree(finished_run / NAME / "version_0", other)
     from pose2met.cli import latest_run_checkpoint
 
-    assert latest_run_checkpoint(tmp_path / NAME, "last") is None
+    assert latest_run_checkpoint(tmp_path / "stapformer-s_synthmet-27f_cpu-hpe", "last") is None
     assert latest_run_checkpoint(other.parent, "last") == other / "checkpoints" / "last.ckpt"
+    assert latest_run_checkpoint(tmp_path, "last") is None  # runs are looked for one level down only
 
 
 def test_a_checkpoint_with_nan_weights_is_refused_by_load_model(finished_run: Path, tmp_path: Path) -> None:
@@ -193,3 +209,19 @@ def test_a_checkpoint_with_nan_weights_is_refused_by_load_model(finished_run: Pa
         CheckpointError, match=r"diverged\.ckpt: 1 weight tensor\(s\) hold NaN or inf .*diverged"
     ):
         load_model(tmp_path / "diverged.ckpt")
+
+
+def test_ckpt_alias_uses_a_fixed_checkpoint_folder(
+    finished_run: Path, synthmet_tiny: Path, tmp_path: Path
+) -> None:
+    """With --checkpoint.dirpath every run writes into that one folder: `last` is found there."""
+    fixed = tmp_path / "ckpts"
+    shutil.copytree(finished_run / NAME / "version_0" / "checkpoints", fixed)
+    args = [
+        "test",
+        *cli_args(HPE, synthmet_tiny, tmp_path / "elsewhere")[1:],
+        "--checkpoint.dirpath",
+        str(fixed),
+    ]
+    cli = cli_main([*args, "--ckpt_path", "last"])
+    assert Path(cli.config_init.test.ckpt_path) == fixed / "last.ckpt"

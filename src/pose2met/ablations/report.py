@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from pose2met.ablations.claims import Stat, Verdict
 from pose2met.ablations.profile import WARMUP, Cost, measure
 from pose2met.ablations.runner import Paths, finished, load_result
 from pose2met.ablations.tables import Budget, RunSettings, run_id, table_cells
+from pose2met.atomic import write_atomic
 
 TITLES = {
     "t4": "Table 4 — frame count T (HPE, SynthMet)",
@@ -202,20 +202,10 @@ def markdown(table: str, rows: Sequence[TableRow], budget: Budget, checks: Seque
     return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """``write(tmp)`` beside ``path``, then rename: a failed write never leaves a cut file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_csv(path: Path, table: str, rows: Sequence[TableRow]) -> None:
     """One line per row: labels, then ``<source>_mean``, ``<source>_std``, ``<source>_n``, config, runs."""
-    _write_atomic(path, lambda tmp: _write_csv_rows(tmp, table, rows))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, lambda tmp: _write_csv_rows(tmp, table, rows))
 
 
 def _write_csv_rows(path: Path, table: str, rows: Sequence[TableRow]) -> None:
@@ -261,7 +251,8 @@ def write_reports(
             echo(f"{table}: no finished runs; {md} left as it was")
             continue
         text = markdown(table, rows, budget, verdicts(table, rows))
-        _write_atomic(md, lambda tmp, text=text: tmp.write_text(text))
+        md.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(md, lambda tmp, text=text: tmp.write_text(text))
         write_csv(paths.out / f"{table}.csv", table, rows)
         written.append(md)
     return written

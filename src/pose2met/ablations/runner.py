@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pose2met.ablations.tables import Budget, RunSpec
+from pose2met.atomic import write_atomic
 
 #: Runs the ``pose2met`` entry point with the interpreter of this process (as a module, so that
 #: Lightning's DDP launcher can start the other ranks the same way).
@@ -72,12 +73,7 @@ def record_extra(path: Path, extra: Sequence[str]) -> None:
     """Store ``extra`` in the results JSON ``path`` (atomically)."""
     record = load_result(path)
     record[EXTRA_KEY] = list(extra)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(record, indent=2, sort_keys=True)))
 
 
 def build_command(
@@ -215,6 +211,10 @@ def run_all(
                 outcomes[spec.run_id] = Outcome(spec.run_id, "blocked", detail=f"{dep} names no checkpoint")
                 echo(f"{prefix}: blocked, {dep} names no checkpoint")
                 continue
+        if target.exists():  # a result of other arguments (or a broken one): kept aside, never reused
+            stale = target.with_name(f"{target.stem}.replaced-{time.strftime('%Y%m%d-%H%M%S')}.json")
+            os.replace(target, stale)
+            echo(f"{prefix}: earlier result made with other arguments moved to {stale.name}")
         cmd = build_command(spec, budget, paths, logger=logger, init_from=init_from, extra=extra)
         echo(f"{prefix}: running (log: {paths.log(spec.run_id)})")
         start = time.perf_counter()

@@ -70,17 +70,18 @@ class SchemaError(ValueError):
         self.path, self.key, self.problem = path, key, problem
 
 
-def value_problem(key: str, arr: np.ndarray) -> tuple[int, str] | None:
+def value_problem(key: str, arr: np.ndarray, confidence_range: bool = True) -> tuple[int, str] | None:
     """First entry (index along the leading axis) of a float array whose values break the schema.
 
-    Every float array must be finite; ``confidence`` must also lie in 0..1 and ``factor_2_5d`` be
-    positive. Returns ``(index, what was expected)``, or ``None`` when all values are fine.
+    Every float array must be finite; ``confidence`` must also lie in 0..1 (unless
+    ``confidence_range`` is off) and ``factor_2_5d`` be positive. Returns ``(index, what was
+    expected)``, or ``None`` when all values are fine.
     """
     if arr.size == 0:
         return None
     rows = arr.reshape(len(arr), -1)
     with np.errstate(invalid="ignore"):
-        if key == "confidence":
+        if key == "confidence" and confidence_range:
             bad, expected = ~((rows >= 0) & (rows <= 1)), "values in 0..1"
         elif key == "factor_2_5d":
             bad, expected = ~((rows > 0) & np.isfinite(rows)), "finite positive values (mm per pixel)"

@@ -300,7 +300,9 @@ class Pose2MetFile:
             if key not in self.frame_arrays:
                 raise SchemaError(self.path, f"/frames/{key}", "array is not in this file")
             arr = datasets[key][offset + start : offset + stop]
-            problem = value_problem(key, arr) if key in CHECKED_FRAME_ARRAYS else None
+            # a confidence above 1 (files of older converters) is harmless; NaN and a 2.5D factor <= 0
+            # would give NaN/inf model inputs or targets
+            problem = value_problem(key, arr, confidence_range=False) if key in CHECKED_FRAME_ARRAYS else None
             if problem is not None:
                 bad, expected = problem
                 raise SchemaError(

@@ -17,7 +17,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from pose2met.infer.outputs import write_atomic
+from pose2met.atomic import write_atomic
 from pose2met.infer.predict import LoadedModel
 
 ExportFormat = Literal["onnx", "torchscript"]

@@ -6,16 +6,16 @@ file is only replaced with ``--overwrite``, and a file the command reads is neve
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import secrets
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from pose2met.atomic import atomic_path, write_atomic  # noqa: F401 (re-exported)
 
 OUTPUT_SUFFIXES = (".npz", ".json")
 
@@ -62,44 +62,6 @@ def check_new_output(
             raise OutputError(f"{path}: is the {flag} file this command reads; refusing to overwrite it")
     if os.path.lexists(path) and not overwrite:
         raise OutputError(f"{path} exists; pass --overwrite to replace it")
-    return path
-
-
-def _create_temp(path: Path) -> Path:
-    """Create an empty, unique temporary file beside ``path`` with the normal mode of a new file.
-
-    ``os.open(..., 0o666)`` lets the system apply the umask (and default ACLs), as for any new file;
-    ``tempfile.mkstemp`` would give 0600, which ``os.replace`` would keep.
-    """
-    for _ in range(100):
-        tmp = path.parent / f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            continue
-        os.close(fd)
-        return tmp
-    raise FileExistsError(f"{path}: cannot create a temporary file in {path.parent}")
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed."""
-    path = Path(path)
-    tmp = _create_temp(path)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def write_atomic(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp_path)`` and move the result to ``path`` only if it succeeds."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        write(tmp)
     return path
 
 

@@ -31,6 +31,10 @@ def h36m_sequence_key(name: str) -> str:
     return match.group(1) if match else name
 
 
+#: Trainer precisions whose gradient scaler skips steps with a non-finite loss.
+FP16_LOSS_SCALING = ("16-mixed", "16")
+
+
 class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite."""
 
@@ -266,13 +270,17 @@ class Pose2MetTask(L.LightningModule):
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
         loss = self._shared_step(batch, "train")[0]
-        # stop at the first non-finite loss, before NaN weights reach a checkpoint (fp16 loss scaling
-        # skips such steps by design, so it is left alone)
-        if not bool(torch.isfinite(loss)) and "16-mixed" not in str(self.trainer.precision):
+        # stop at the first non-finite loss, before NaN weights reach a checkpoint; every rank takes
+        # the same decision (a rank stopping alone would leave the others waiting in the all-reduce);
+        # fp16 loss scaling ("16-mixed") skips such steps by design, so it is left alone
+        if str(self.trainer.precision) in FP16_LOSS_SCALING:
+            return loss
+        finite = self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True)
+        if not finite:
             raise TrainingDiverged(
-                f"the training loss became {float(loss)} at step {self.global_step} (epoch "
-                f"{self.current_epoch}): training diverged; lower the learning rate "
-                "(--model.init_args.optimizer.init_args.lr) or check the data"
+                f"the training loss became non-finite at step {self.global_step} (epoch "
+                f"{self.current_epoch}; this process: {float(loss)}): training diverged; lower the "
+                "learning rate (--model.init_args.optimizer.init_args.lr) or check the data"
             )
         return loss
 

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import animation  # noqa: E402
 
-from pose2met.infer.outputs import write_atomic  # noqa: E402
+from pose2met.atomic import write_atomic  # noqa: E402
 from pose2met.viz.skeleton import draw_skeleton_3d, pose_array  # noqa: E402
 
 #: Longest animation drawn (frames beyond are skipped evenly, keeping the clip's duration).

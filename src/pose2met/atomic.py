@@ -1,0 +1,51 @@
+"""Atomic file writes: a unique temporary file beside the target, renamed over it on success.
+
+A failed or interrupted write never leaves a half-written target, an existing target is replaced
+only by a complete file, and concurrent writers never rename each other's temporary files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+
+def _create_temp(path: Path) -> Path:
+    """Create an empty, unique temporary file beside ``path`` with the normal mode of a new file.
+
+    ``os.open(..., 0o666)`` lets the system apply the umask (and default ACLs), as for any new file;
+    ``tempfile.mkstemp`` would give 0600, which ``os.replace`` would keep.
+    """
+    for _ in range(100):
+        tmp = path.parent / f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+    raise FileExistsError(f"{path}: cannot create a temporary file in {path.parent}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed."""
+    path = Path(path)
+    tmp = _create_temp(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_atomic(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_path)`` and move the result to ``path`` only if it succeeds."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        write(tmp)
+    return path
