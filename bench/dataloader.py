@@ -15,6 +15,7 @@ Usage: ``python bench/dataloader.py [--frames 1560000] [--num-frames 243] [--bat
 from __future__ import annotations
 
 import argparse
+import itertools
 import multiprocessing as mp
 import os
 import tempfile
@@ -87,7 +88,7 @@ def workers_uss_mb() -> float:
 def throughput(dm: Pose2MetDataModule, batches: int, warmup: int = 5) -> tuple[float, float]:
     """Clips/s of the training loader over ``batches`` batches after ``warmup``; peak worker USS (MB)."""
     loader = dm.train_dataloader()
-    it = iter(loader)
+    it = itertools.chain.from_iterable(itertools.repeat(loader))  # next epoch when one ends (small files)
     for _ in range(warmup):
         next(it)
     peak = workers_uss_mb()
