@@ -60,3 +60,24 @@ def test_wandb_offline_run_folder_has_metrics(synthmet_tiny: Path, tmp_path: Pat
         assert key in data, key
     media = runs[0] / "files" / "media" / "images" / "val"
     assert list(media.glob("skeletons*.png")) and list(media.glob("kcal_scatter*.png")), "figures not logged"
+
+
+def test_sync_dist_advice_is_silenced_only_for_metrics_synchronized_by_torchmetrics() -> None:
+    import warnings
+
+    from lightning.pytorch.utilities.warnings import PossibleUserWarning
+
+    from pose2met.lit.task import silence_synced_metric_advice
+
+    def shown(key: str) -> bool:
+        text = (
+            f"It is recommended to use `self.log({key!r}, ..., sync_dist=True)` when logging on epoch level"
+        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")  # no once-per-place registry
+            silence_synced_metric_advice()  # what the task's setup() does, in front of that
+            warnings.warn(text, PossibleUserWarning, stacklevel=1)
+        return any(issubclass(w.category, PossibleUserWarning) for w in caught)
+
+    assert not shown("val/mpjpe") and not shown("test/known/mae") and not shown("train/stage")
+    assert shown("train/loss")  # a per-rank value: Lightning's advice stands

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torch import Tensor
 
 from pose2met.data.transforms import flip_pose, target_to_mm
@@ -29,6 +30,20 @@ def h36m_sequence_key(name: str) -> str:
     """``s_09_act_05_subact_02_ca_01`` -> ``act_05_subact_02`` (the MotionBERT exclusion key)."""
     match = _H36M_SOURCE.search(name)
     return match.group(1) if match else name
+
+
+def silence_synced_metric_advice() -> None:
+    """Hide Lightning's advice to log with ``sync_dist=True`` for keys that are synchronized already.
+
+    Epoch metrics come from torchmetrics, which synchronizes them over the ranks, and the stage
+    index is the same everywhere; a second all-reduce would be redundant, and under DDP the advice
+    would be printed for every key. Per-rank values (``train/loss``) keep it.
+    """
+    warnings.filterwarnings(
+        "ignore",
+        message=r"It is recommended to use `self\.log\('(val/|test/|train/stage')",
+        category=PossibleUserWarning,
+    )
 
 
 #: Trainer precisions whose gradient scaler skips steps with a non-finite loss.
@@ -138,6 +153,7 @@ class Pose2MetTask(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         """Check the data fit the task and build one metric set per evaluation stage."""
+        silence_synced_metric_advice()
         dm = self.trainer.datamodule if self.trainer is not None else None
         if dm is None:
             raise ValueError("Pose2Met tasks need a Pose2MetDataModule (trainer.datamodule is None)")
