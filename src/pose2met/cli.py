@@ -110,9 +110,7 @@ class Pose2MetCLI(LightningCLI):
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         # kept until the model exists, for check_checkpoint_fits (no second read of the file)
-        self._checked_checkpoint = check_checkpoint_path(ckpt_path, CheckpointError)
-        if self._checked_checkpoint is not None:
-            check_lightning_checkpoint(self._checked_checkpoint, ckpt_path)
+        self._checked_checkpoint = read_lightning_checkpoint(ckpt_path)
         results = self.config[subcommand].get("results_json") if subcommand else None
         if results and Path(results).is_dir():
             raise ValueError(f"--results_json {results}: is a folder; expected a file name such as run.json")
@@ -159,8 +157,7 @@ class Pose2MetCLI(LightningCLI):
             )
         rank_zero_info(f"--ckpt_path {alias}: {found}")
         self.config_init[self.subcommand]["ckpt_path"] = str(found)
-        self._checked_checkpoint = check_checkpoint_path(found, CheckpointError)
-        check_lightning_checkpoint(self._checked_checkpoint, found)
+        self._checked_checkpoint = read_lightning_checkpoint(found)
 
     def _configured_logger(self) -> Logger | None:
         """The logger of the config (fast_dev_run swaps the trainer's for a dummy without folders)."""
@@ -234,14 +231,17 @@ class Pose2MetCLI(LightningCLI):
         return config.get(key)
 
 
-def check_lightning_checkpoint(ckpt: Any, path: object) -> None:
-    """A ``--ckpt_path`` file must be a Lightning checkpoint (a dict with a ``state_dict``)."""
-    if not (isinstance(ckpt, dict) and isinstance(ckpt.get("state_dict"), dict)):
+def read_lightning_checkpoint(path: str | os.PathLike | None) -> Any:
+    """The content of a local ``--ckpt_path`` file (None for aliases, URLs and None), checked to be
+    readable and a Lightning checkpoint (a dict with a ``state_dict``); one-line errors otherwise."""
+    ckpt = check_checkpoint_path(path, CheckpointError)
+    if ckpt is not None and not (isinstance(ckpt, dict) and isinstance(ckpt.get("state_dict"), dict)):
         raise CheckpointError(
             f"{path}: not a Lightning checkpoint (expected a dict with a 'state_dict', got "
             f"{type(ckpt).__name__}{' without one' if isinstance(ckpt, dict) else ''}); plain weights "
             "are loaded with --model.init_args.init_from"
         )
+    return ckpt
 
 
 #: Runs looked at (newest first) when resolving ``--ckpt_path last|best``.
@@ -330,22 +330,13 @@ def main(argv: list[str] | None = None) -> int:
     # the command line itself is read by LightningCLI (it warns when given both it and an equal list)
     try:
         cli_main(None if argv == sys.argv[1:] else argv)
-    except INPUT_ERRORS as err:
-        cause = input_error(err)
+    except (*INPUT_ERRORS, MisconfigurationException, TrainingDiverged) as err:
+        # our input checks; Lightning's check of trainer settings; a diverged run (exit 1)
+        cause = err if isinstance(err, (MisconfigurationException, TrainingDiverged)) else input_error(err)
         if cause is None or os.environ.get("POSE2MET_TRACEBACK"):
             raise
         print(f"error: {cause}", file=sys.stderr)
-        return EXIT_INPUT_ERROR
-    except MisconfigurationException as err:  # Lightning's check of trainer settings (one clear line)
-        if os.environ.get("POSE2MET_TRACEBACK"):
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_INPUT_ERROR
-    except TrainingDiverged as err:
-        if os.environ.get("POSE2MET_TRACEBACK"):
-            raise
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+        return 1 if isinstance(err, TrainingDiverged) else EXIT_INPUT_ERROR
     return 0
 
 

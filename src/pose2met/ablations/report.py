@@ -16,6 +16,7 @@ from pose2met.ablations.profile import WARMUP, Cost, measure
 from pose2met.ablations.runner import Paths, finished, load_result
 from pose2met.ablations.tables import Budget, RunSettings, run_id, table_cells
 from pose2met.atomic import write_atomic
+from pose2met.checks import finite_float
 
 TITLES = {
     "t4": "Table 4 — frame count T (HPE, SynthMet)",
@@ -91,15 +92,6 @@ def config_difference(settings: RunSettings) -> str:
     return f"`{settings.config}`" + (" + " + ", ".join(parts) if parts else "")
 
 
-def _number(value: object) -> float | None:
-    """A finite metric value, else ``None`` (a broken value counts as not measured)."""
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 def collect(
     table: str,
     budget: Budget,
@@ -133,7 +125,8 @@ def collect(
                 if src in stats:
                     continue
                 values = [
-                    _number(r.get("params") if src == "params" else r["metrics"].get(src)) for r in records
+                    finite_float(r.get("params") if src == "params" else r["metrics"].get(src))
+                    for r in records
                 ]
                 stats[src] = aggregate([v for v in values if v is not None])
         rows.append(TableRow(dict(cell.labels), config_difference(cell.settings), stats, runs))

@@ -17,10 +17,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from einops import rearrange
 from torch import Tensor
 
+from pose2met.checks import integer_pair, is_integer, nonfinite_tensors
 from pose2met.models.heads import PoseHead
 from pose2met.models.model import PoseLifter
 from pose2met.models.stapformer import STAPFormer
@@ -44,10 +44,10 @@ class OfficialWeightsError(ValueError):
 
 
 def _pair(value: Any, key: str) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, int) and v >= 1 for v in pair):
+    pair = integer_pair(value)
+    if pair is None:
         raise OfficialWeightsError(f"config[{key!r}] must be a positive int or a pair of them, got {value!r}")
-    return pair  # type: ignore[return-value]
+    return pair
 
 
 def parse_official_config(config: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
@@ -77,7 +77,7 @@ def parse_official_config(config: Mapping[str, Any]) -> tuple[dict[str, Any], in
     if cfg["qkv_scale"] is not None:
         raise OfficialWeightsError(f"config['qkv_scale']={cfg['qkv_scale']!r} is not supported (only null)")
     for key in ("dim_feat", "num_heads", "depth", "dim_rep", "dim_in", "num_joints", "num_frames", "dim_out"):
-        if isinstance(cfg[key], bool) or not isinstance(cfg[key], int) or cfg[key] < 1:
+        if not is_integer(cfg[key]) or cfg[key] < 1:
             raise OfficialWeightsError(f"config[{key!r}] must be a positive integer, got {cfg[key]!r}")
     dim, heads = int(cfg["dim_feat"]), int(cfg["num_heads"])
     if cfg["attn_head_dim"] is not None and int(cfg["attn_head_dim"]) != dim // heads:
@@ -195,8 +195,6 @@ def convert_official_state_dict(
             raise OfficialWeightsError(
                 f"official state dict entry {key!r} is a {type(value).__name__}, not a tensor"
             )
-        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            raise OfficialWeightsError(f"official state dict entry {key!r} holds NaN or inf values")
         if tuple(value.shape) != expected[key]:
             raise OfficialWeightsError(
                 f"official state dict entry {key!r} has shape {tuple(value.shape)}, expected {expected[key]} "
@@ -204,6 +202,9 @@ def convert_official_state_dict(
             )
     heads = kwargs["num_heads"]
     out: dict[str, Tensor] = {}
+    broken = nonfinite_tensors(source)
+    if broken:
+        raise OfficialWeightsError(f"official state dict entry {broken[0]!r} holds NaN or inf values")
     for key, value in source.items():
         if key.endswith("inner_mixer.qkv.weight"):
             value = rearrange(value, "(s h c n) i -> (s n h c) i", n=3, s=2, h=heads)

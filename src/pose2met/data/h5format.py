@@ -18,6 +18,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from pose2met.checks import is_positive_number
 from pose2met.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS
 
 FORMAT_NAME = "pose2met"
@@ -92,15 +93,6 @@ def value_problem(key: str, arr: np.ndarray, confidence_range: bool = True) -> t
     return int(np.argmax(bad.any(axis=1))), expected
 
 
-def positive_number(value: object) -> bool:
-    """Whether ``value`` is a finite number ``> 0`` (frame rates, image sizes)."""
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return False
-    return bool(np.isfinite(number)) and number > 0
-
-
 def _as_array(values: np.ndarray | Sequence, spec: ArraySpec, path: Path, key: str) -> np.ndarray:
     if spec.kind == "S":
         arr = np.asarray(values, dtype=object)
@@ -172,7 +164,7 @@ def validate_arrays(
         lacking = [k for k in CAMERA_KEYS if k not in params]
         if lacking:
             raise SchemaError(path, f"/cameras/{cam}", f"missing attributes {lacking}")
-        if not (positive_number(params["width"]) and positive_number(params["height"])):
+        if not (is_positive_number(params["width"]) and is_positive_number(params["height"])):
             size = (params["width"], params["height"])
             raise SchemaError(path, f"/cameras/{cam}", f"image width and height must be positive, got {size}")
     return frames_out, seq_out
@@ -210,7 +202,7 @@ def write_dataset(
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
-    if not positive_number(fps):
+    if not is_positive_number(fps):
         raise SchemaError(path, "attrs/fps", f"expected a positive, finite frame rate, got {fps!r}")
     frames_out, seq_out = validate_arrays(frames, sequences, cameras, path)
     path.parent.mkdir(parents=True, exist_ok=True)

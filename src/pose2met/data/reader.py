@@ -17,6 +17,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from pose2met.checks import is_positive_number
 from pose2met.data.h5format import (
     ACTIVITY_SETS,
     CAMERA_KEYS,
@@ -27,7 +28,6 @@ from pose2met.data.h5format import (
     SPLITS,
     ArraySpec,
     SchemaError,
-    positive_number,
     value_problem,
 )
 from pose2met.skeleton import JOINT_NAMES
@@ -119,7 +119,7 @@ class Pose2MetFile:
                 self.path, "attrs/joint_names", f"expected the h36m17 joints {list(JOINT_NAMES)}"
             )
         fps = attrs.get("fps")
-        if not isinstance(fps, (float, int, np.number)) or not positive_number(fps):
+        if not isinstance(fps, (float, int, np.number)) or not is_positive_number(fps):
             raise SchemaError(self.path, "attrs/fps", f"expected a positive, finite frame rate, got {fps!r}")
         self.attrs = attrs
         for group in ("frames", "sequences", "cameras"):
@@ -212,7 +212,7 @@ class Pose2MetFile:
             if lacking:
                 raise SchemaError(self.path, f"/cameras/{cam}", f"missing attributes {lacking}")
             values = {k: float(np.asarray(params[k])) for k in CAMERA_KEYS}
-            if not (positive_number(values["width"]) and positive_number(values["height"])):
+            if not (is_positive_number(values["width"]) and is_positive_number(values["height"])):
                 raise SchemaError(self.path, f"/cameras/{cam}", f"image size must be positive, got {values}")
             cameras[cam] = Camera(**values)
         self.cameras = cameras

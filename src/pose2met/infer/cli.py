@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pose2met.checks import is_positive_number
 from pose2met.infer.keypoints import (
     DEFAULT_MIN_SCORE,
     LAYOUTS,
@@ -34,7 +35,7 @@ from pose2met.infer.predict import (
     model_input,
     run_inference,
 )
-from pose2met.infer.units import DEFAULT_BODY_HEIGHT_MM, Intrinsics, positive_mm
+from pose2met.infer.units import DEFAULT_BODY_HEIGHT_MM, Intrinsics
 
 EXIT_ERROR = 2
 #: Errors reported as one line; anything else is a bug and keeps its traceback.
@@ -139,11 +140,11 @@ def _infer(args: argparse.Namespace) -> None:
             raise InferenceError('--mp4 needs ffmpeg, none found: pip install "pose2met[video]" or use --gif')
     if args.stride is not None and args.stride < 1:
         raise InferenceError(f"--stride must be >= 1, got {args.stride}")
-    if args.root_depth is not None and not positive_mm(args.root_depth):
+    if args.root_depth is not None and not is_positive_number(args.root_depth):
         raise InferenceError(
             f"--root-depth must be a positive number of millimetres, got {args.root_depth:g}"
         )
-    if not positive_mm(args.body_height):
+    if not is_positive_number(args.body_height):
         raise InferenceError(
             f"--body-height must be a positive number of millimetres, got {args.body_height:g}"
         )

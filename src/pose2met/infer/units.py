@@ -18,17 +18,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pose2met.checks import is_positive_number
+
 #: Fraction of standing height spanned by the h36m17 ankle-to-head chain (the joints sit above the
 #: soles; in Human3.6M subjects the chain is about 1.62 m for 1.70 m tall people).
 CHAIN_HEIGHT_FRACTION = 0.95
 DEFAULT_BODY_HEIGHT_MM = 1700.0
 _LEGS = ((1, 2, 3), (4, 5, 6))  # hip, knee, ankle (right, left)
 _TRUNK = (0, 7, 8, 9, 10)  # pelvis, spine, thorax, neck, head
-
-
-def positive_mm(value: float) -> bool:
-    """Whether ``value`` is a usable length: a finite number above zero."""
-    return bool(np.isfinite(value) and value > 0)
 
 
 @dataclass(frozen=True)
@@ -100,7 +97,7 @@ def to_output_units(
     per_depth = pose * (width / 2.0) / np.array([intrinsics.fx, intrinsics.fy, intrinsics.fx])
     how = "--root-depth"
     if root_depth_mm is None:
-        if not positive_mm(body_height_mm):
+        if not is_positive_number(body_height_mm):
             raise ValueError(
                 f"--body-height must be a positive number of millimetres, got {body_height_mm:g}"
             )
@@ -109,11 +106,11 @@ def to_output_units(
             raise ValueError("cannot solve the root depth: the predicted skeleton has zero or infinite size")
         root_depth_mm = CHAIN_HEIGHT_FRACTION * body_height_mm / chain
         how = f"solved from a body height of {body_height_mm:g} mm"
-        if not positive_mm(root_depth_mm):
+        if not is_positive_number(root_depth_mm):
             raise ValueError(
                 f"cannot solve the root depth from --body-height {body_height_mm:g}: got {root_depth_mm:g} mm"
             )
-    elif not positive_mm(root_depth_mm):
+    elif not is_positive_number(root_depth_mm):
         raise ValueError(f"--root-depth must be a positive number of millimetres, got {root_depth_mm:g}")
     units = f"millimetres, root-relative (pelvis at 0), {axes}; root depth {root_depth_mm:.0f} mm ({how})"
     return MetricPose(per_depth * root_depth_mm, True, units, float(root_depth_mm))

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from pose2met.checks import nonfinite_tensors
 from pose2met.models import CalorieHead, Pose2MetModel, PoseHead, STAPFormer
 from pose2met.safe_load import load_torch_file
 
@@ -128,7 +129,7 @@ def load_model(path: str | os.PathLike) -> tuple[Pose2MetModel, dict[str, Any]]:
     problem = describe_mismatch(model.state_dict(), state)
     if problem:
         raise CheckpointError(f"{path}: weights do not fit the stored architecture: {problem}")
-    broken = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    broken = nonfinite_tensors(state)
     if broken:
         raise CheckpointError(
             f"{path}: {len(broken)} weight tensor(s) hold NaN or inf (e.g. '{broken[0]}'); the run that "

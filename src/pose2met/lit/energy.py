@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_info
 
+from pose2met.checks import finite_float
 from pose2met.lit.losses import PoseLossWeights
 from pose2met.lit.task import Pose2MetTask
 from pose2met.models import STAPFormer
@@ -104,7 +104,7 @@ class EnergyTask(Pose2MetTask):
             if stage.epochs <= 0:
                 raise ValueError(f"stage '{stage.name}': epochs must be positive, got {stage.epochs}")
             weights = (stage.pose_weight, stage.kcal_weight)
-            if not all(math.isfinite(w) and w >= 0 for w in weights) or not any(weights):
+            if not all(finite_float(w) is not None and w >= 0 for w in weights) or not any(weights):
                 raise ValueError(
                     f"stage '{stage.name}': pose_weight and kcal_weight must be finite, >= 0 and not both 0, "
                     f"got {weights}"

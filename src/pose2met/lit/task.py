@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 import warnings
 from collections.abc import Mapping, Sequence
@@ -14,6 +13,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torch import Tensor
 
+from pose2met.checks import is_positive_number
 from pose2met.data.transforms import flip_pose, target_to_mm
 from pose2met.lit.checkpoint import CHECKPOINT_META_KEY, load_weights_into, model_meta
 from pose2met.lit.losses import PoseLossWeights, kcal_kl_loss, pose_loss
@@ -121,7 +121,7 @@ class Pose2MetTask(L.LightningModule):
             else None,
         )
         self.input_kind = input_kind
-        if not (math.isfinite(kcal_sigma) and kcal_sigma > 0):
+        if not is_positive_number(kcal_sigma):
             raise ValueError(
                 f"kcal_sigma (std of the kcal/h target distribution) must be > 0, got {kcal_sigma}"
             )

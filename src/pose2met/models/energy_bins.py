@@ -13,11 +13,10 @@ functions follow the device of their inputs.
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import torch
 from torch import Tensor
+
+from pose2met.checks import finite_float, is_integer
 
 
 def make_bin_centers(
@@ -29,9 +28,9 @@ def make_bin_centers(
     device: torch.device | str | None = None,
 ) -> Tensor:
     """Centres ``kcal_min + (k + 1/2) (kcal_max - kcal_min) / K`` of K equal bins, shape ``(K,)``."""
-    if isinstance(num_bins, bool) or not isinstance(num_bins, (int, np.integer)) or num_bins < 2:
+    if not is_integer(num_bins) or num_bins < 2:
         raise ValueError(f"num_bins must be an integer >= 2, got {num_bins!r}")
-    if not (math.isfinite(kcal_min) and math.isfinite(kcal_max) and kcal_max > kcal_min):
+    if finite_float(kcal_min) is None or finite_float(kcal_max) is None or not kcal_max > kcal_min:
         raise ValueError(f"energy bin range needs kcal_min < kcal_max, got [{kcal_min}, {kcal_max}]")
     width = (kcal_max - kcal_min) / num_bins
     k = torch.arange(num_bins, dtype=torch.float64, device=device)

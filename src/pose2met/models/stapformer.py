@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
+from pose2met.checks import integer_pair, is_integer
 from pose2met.models.attention import AttentionImpl, check_attention_impl
 from pose2met.models.layers import (
     DropPath,
@@ -25,17 +25,12 @@ JointMixer = Literal["stc", "mixste", "stconv"]
 JOINT_MIXERS: tuple[str, ...] = ("stc", "mixste", "stconv")
 
 
-def _is_int(value: object) -> bool:
-    """An integer (Python or NumPy), not a bool or a float."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _int_pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
+def _int_pair(value: object, name: str) -> tuple[int, int]:
     """``k`` or ``(k_t, k_j)`` of positive integers -> ``(k_t, k_j)``."""
-    pair = (value, value) if _is_int(value) else tuple(value) if isinstance(value, (list, tuple)) else ()
-    if len(pair) != 2 or not all(_is_int(v) and v >= 1 for v in pair):
+    pair = integer_pair(value)
+    if pair is None:
         raise ValueError(f"STAPFormer: {name} must be a positive integer or a pair of them, got {value!r}")
-    return int(pair[0]), int(pair[1])
+    return pair
 
 
 class STAPBlock(nn.Module):
@@ -156,7 +151,7 @@ class STAPFormer(nn.Module):
         sizes = dict(num_joints=num_joints, num_frames=num_frames, dim_in=dim_in, dim_feat=dim_feat,
                      dim_rep=dim_rep, depth=depth, num_heads=num_heads)  # fmt: skip
         for name, value in sizes.items():
-            if not _is_int(value) or value < 1:
+            if not is_integer(value) or value < 1:
                 raise ValueError(f"STAPFormer: {name} must be a positive integer, got {value!r}")
         if joint_mixer not in JOINT_MIXERS:
             raise ValueError(f"STAPFormer: joint_mixer must be one of {JOINT_MIXERS}, got {joint_mixer!r}")
@@ -167,7 +162,7 @@ class STAPFormer(nn.Module):
             raise ValueError(
                 f"STAPFormer: mlp_ratio must be > 0 (MLP hidden width mlp_ratio * d >= 1), got {mlp_ratio}"
             )
-        if dim_compress is not None and (not _is_int(dim_compress) or dim_compress < 1):
+        if dim_compress is not None and (not is_integer(dim_compress) or dim_compress < 1):
             raise ValueError(
                 f"STAPFormer: dim_compress must be a positive integer or None, got {dim_compress!r}"
             )

@@ -13,13 +13,13 @@ and there is no ``factor_2_5d``.
 from __future__ import annotations
 
 import argparse
-import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from pose2met.checks import is_positive_number
 from pose2met.data.prep.common import (
     PICKLE_WARNING,
     Converted,
@@ -180,7 +180,7 @@ def _convert_args(args: argparse.Namespace) -> Converted:
         raise PrepError(
             f"--train-cameras: expected comma-separated integers, got '{args.train_cameras}'"
         ) from None
-    if not (math.isfinite(args.fps) and args.fps > 0):
+    if not is_positive_number(args.fps):
         raise PrepError(f"--fps: expected a positive, finite frame rate, got {args.fps}")
     return convert_mpi_inf_3dhp(args.train_npz, args.test_npz, args.fps, cams)
 
