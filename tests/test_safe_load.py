@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import pickle
+import socket
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import torch
 
 from pose2met.compat import OfficialWeightsError, load_official_stapformer
 from pose2met.lit.checkpoint import CheckpointError, describe_mismatch, read_checkpoint
-from pose2met.safe_load import load_torch_file
+from pose2met.safe_load import check_checkpoint_path, load_torch_file
 
 TINY_OFFICIAL_CONFIG = {"depth": 1, "dim_feat": 16, "dim_rep": 16, "num_heads": 2, "num_frames": 9}
 
@@ -93,3 +94,24 @@ def test_describe_mismatch_agrees_with_strict_loading(
         for count, what in ((len(own - set(state)), "missing"), (len(set(state) - own), "unexpected")):
             assert (f"{count} {what} key(s)" in problem) == (count > 0), problem
         assert ("size mismatch" in refused) == ("shape difference" in problem), problem
+
+
+def test_checkpoint_urls_are_read_like_lightning_reads_them(tmp_path: Path, monkeypatch) -> None:
+    """``--ckpt_path`` URLs are fetched before training starts: content back, or one line naming the URL."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # http downloads go to torch's hub cache
+    torch.save({"state_dict": {"w": torch.arange(2.0)}}, tmp_path / "run.ckpt")
+    loaded = check_checkpoint_path(f"file://{tmp_path / 'run.ckpt'}", CheckpointError)
+    assert torch.equal(loaded["state_dict"]["w"], torch.tensor([0.0, 1.0]))
+    missing = f"file://{tmp_path / 'absent.ckpt'}"
+    with pytest.raises(CheckpointError, match=rf"^{missing}: could not read the checkpoint \(FileNotFound"):
+        check_checkpoint_path(missing, CheckpointError)
+    with socket.socket() as sock:  # a local port nobody listens on: the connection is refused at once
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/run.ckpt"
+    with pytest.raises(CheckpointError) as info:
+        check_checkpoint_path(url, CheckpointError)
+    message = str(info.value)
+    assert message.startswith(f"{url}: could not read the checkpoint (URLError: ") and "\n" not in message
+    for alias in ("last", "best", "registry:team/model:v1", None):
+        assert check_checkpoint_path(alias, CheckpointError) is None

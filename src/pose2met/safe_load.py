@@ -60,22 +60,43 @@ def load_torch_file(
 LIGHTNING_CKPT_ALIASES = frozenset({"best", "last", "hpc", "registry"})
 
 
+def is_alias(ckpt_path: str) -> bool:
+    """Whether ``ckpt_path`` is one of Lightning's aliases (``best``, ``last``, ``registry:...``)."""
+    return ckpt_path in LIGHTNING_CKPT_ALIASES or ckpt_path.startswith("registry:")
+
+
 def local_checkpoint_file(ckpt_path: str | os.PathLike | None) -> str | None:
     """``ckpt_path`` if it names a local file; None for None, Lightning's aliases and remote URLs."""
     if ckpt_path is None:
         return None
     text = os.fspath(ckpt_path)
-    if text in LIGHTNING_CKPT_ALIASES or text.startswith("registry:") or "://" in text:
-        return None
-    return text
+    return None if is_alias(text) or "://" in text else text
+
+
+def load_remote_checkpoint(url: str, error: type[Exception]) -> Any:
+    """Read a checkpoint URL (``https://``, ``s3://``, ``file://``, ...) the way Lightning will, weights
+    only; a download or read failure raises ``error`` naming the URL. ``http(s)`` files land in torch's
+    hub cache, so Lightning's own load that follows does not download them again."""
+    from lightning.fabric.utilities import cloud_io  # Lightning's own reader; imported only for URLs
+
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            return cloud_io._load(url, map_location="cpu", weights_only=True)
+    except Exception as err:  # network and filesystem back ends raise their own exception types
+        raise error(f"{url}: could not read the checkpoint ({describe_load_error(err)})") from err
 
 
 def check_checkpoint_path(ckpt_path: str | os.PathLike | None, error: type[Exception]) -> Any:
-    """Fail early, in one line, on a ``--ckpt_path`` file that Lightning could not read.
+    """Fail early, in one line, on a ``--ckpt_path`` that Lightning could not read.
 
-    Lightning's aliases (``best``, ``last``, ...) and remote URLs pass (None is returned); a local
-    file must load weights-only with torch's default allowed types, as LightningCLI itself loads it,
-    and its content is returned.
+    Lightning's aliases (``best``, ``last``, ...) pass (None is returned); a local file or a URL must
+    load weights-only with torch's default allowed types, as LightningCLI itself loads it, and its
+    content is returned.
     """
+    if ckpt_path is None or is_alias(os.fspath(ckpt_path)):
+        return None
     path = local_checkpoint_file(ckpt_path)
-    return None if path is None else load_torch_file(path, error)
+    if path is None:
+        return load_remote_checkpoint(os.fspath(ckpt_path), error)
+    return load_torch_file(path, error)

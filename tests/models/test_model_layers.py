@@ -32,6 +32,17 @@ def test_gcn_adjacency_is_symmetric_normalized() -> None:
     assert gcn.adjacency[0, 1].item() == pytest.approx(1 / np.sqrt(4 * 3))
 
 
+def test_gcn_adjacency_survives_dtype_round_trips() -> None:
+    """``bfloat16().float()`` must not leave the adjacency rounded to bf16; ``double()`` gives it exactly."""
+    expected = _np_normalized_adjacency(skeleton.PARENTS)
+    gcn = SkeletonGCN(8).bfloat16()
+    np.testing.assert_allclose(gcn.adjacency.float().numpy(), expected, atol=4e-3)  # bf16: 8 bits
+    gcn = gcn.float()
+    assert gcn.adjacency.dtype == torch.float32
+    np.testing.assert_allclose(gcn.adjacency.numpy(), expected, atol=1e-7)
+    np.testing.assert_allclose(gcn.double().adjacency.numpy(), expected, atol=1e-15)
+
+
 def test_gcn_output_matches_numpy() -> None:
     gcn = SkeletonGCN(6)
     x = torch.randn(2, 3, 17, 6, dtype=torch.float64)

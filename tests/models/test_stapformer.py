@@ -242,6 +242,15 @@ def test_input_dtype_must_match_the_weights() -> None:
         assert model(x).shape == model.float()(x).shape
 
 
+def test_training_batch_of_one_stap_token_is_a_clear_error() -> None:
+    """A 1x1 STAP token grid with batch 1 leaves the STAP batch norm one value per channel."""
+    model = tiny(num_frames=3, stap_kernel=(3, 17), stap_stride=(3, 17)).train()
+    with pytest.raises(ValueError, match=r"batch of 1 with 3 frames x 17 joints gives a 1x1 token grid"):
+        model(torch.randn(1, 3, 17, 3))
+    assert model(torch.randn(2, 3, 17, 3)).shape == (2, 3, 17, 24)  # two tokens: batch statistics exist
+    assert model.eval()(torch.randn(1, 3, 17, 3)).shape == (1, 3, 17, 24)  # running statistics
+
+
 def test_preset_names() -> None:
     assert len(stapformer_preset("small", num_frames=27, dim_feat=32, dim_rep=16).blocks) == 6
     with pytest.raises(ValueError, match="unknown STAPFormer preset"):

@@ -62,3 +62,13 @@ def test_wrong_kind_of_npz_is_one_line(tmp_path, content):
     assert proc.stderr.startswith(f"error: {bad}: ") and proc.stderr.count("\n") == 1, proc.stderr
     assert "expected data_test_3dhp.npz" in proc.stderr
     assert not (tmp_path / "o.h5").exists()
+
+
+def test_output_under_a_file_names_the_flag(tmp_path):
+    """An ``--output`` whose folder is a file: one line naming ``--output``, not a bare errno text."""
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    proc = run("synthmet.py", "--preset", "tiny", "--output", str(blocker / "x.h5"))
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == f"synthmet: error: --output {blocker / 'x.h5'}: {blocker} is a file, not a folder\n"
+    assert blocker.read_text() == "x"

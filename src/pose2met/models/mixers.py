@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -176,7 +177,9 @@ class SkeletonGCN(nn.Module):
     """Graph convolution over the joints of each frame: ``A_hat @ (X W) + b``, ``(B, T, J, C) -> same``.
 
     ``A_hat = D^-1/2 (A + I) D^-1/2`` is the symmetrically normalized h36m17 skeleton adjacency
-    (:func:`pose2met.skeleton.normalized_adjacency`), stored as a non-persistent buffer.
+    (:func:`pose2met.skeleton.normalized_adjacency`), a non-persistent buffer that follows the
+    module's device and dtype but is always rebuilt from the exact float64 values (so a round trip
+    such as ``model.bfloat16().float()`` does not leave it rounded).
     """
 
     def __init__(self, dim: int, num_joints: int = skeleton.NUM_JOINTS) -> None:
@@ -187,10 +190,18 @@ class SkeletonGCN(nn.Module):
                 f"but num_joints={num_joints}; set joint_gcn=False for other joint counts"
             )
         self.linear = nn.Linear(dim, dim)
-        adj = torch.as_tensor(
-            skeleton.normalized_adjacency(), dtype=torch.float64
-        )  # cast to the input in forward
-        self.register_buffer("adjacency", adj, persistent=False)
+        self.register_buffer("adjacency", self._exact_adjacency(torch.get_default_dtype()), persistent=False)
+
+    @staticmethod
+    def _exact_adjacency(dtype: torch.dtype, device: torch.device | None = None) -> Tensor:
+        # rounded once on the CPU, then moved (some accelerators have no float64)
+        return torch.as_tensor(skeleton.normalized_adjacency(), dtype=dtype).to(device)
+
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> SkeletonGCN:
+        super()._apply(fn, recurse)
+        moved = self.adjacency
+        self.adjacency = self._exact_adjacency(moved.dtype, moved.device)
+        return self
 
     def forward(self, x: Tensor) -> Tensor:
         h = F.linear(x, self.linear.weight)

@@ -83,6 +83,12 @@ class STAPAttention(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         _, t, j, _ = x.shape
         tokens = rearrange(self.aggregate(x), "b gt gj c -> b c gt gj")
+        if self.training and isinstance(self.qkv_norm, nn.BatchNorm2d) and tokens[:, 0].numel() == 1:
+            raise ValueError(
+                f"STAP: training needs more than one STAP token per batch for its batch norm, but a batch of "
+                f"{x.shape[0]} with {t} frames x {j} joints gives a 1x1 token grid (kernel "
+                f"{tuple(self.qkv.kernel_size)}, stride {tuple(self.qkv.stride)}); use a batch of 2 or more"
+            )
         tokens = rearrange(F.gelu(self.qkv_norm(tokens)), "b c gt gj -> b gt gj c")
         grid_t, grid_j = tokens.shape[1:3]
         q, k, v = rearrange(tokens, "b gt gj (n h c) -> n b h (gt gj) c", n=3, h=self.num_heads).unbind(0)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from pose2met.data.argflags import describe_os_error
 from pose2met.data.h5format import SEQUENCE_ARRAYS, SchemaError, write_dataset
 from pose2met.data.interrupts import Terminated, interrupted_message, sigterm_raises
 
@@ -363,8 +364,11 @@ def run_converter(
         with sigterm_raises():
             conv = convert(args)
             written = write_converted(conv, output, args.overwrite)
-    except (PrepError, SchemaError, FileExistsError, OSError) as e:
+    except (PrepError, SchemaError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"error: {describe_os_error(e, parser, args)}", file=sys.stderr)
         return 2
     except (Terminated, KeyboardInterrupt) as e:
         text, code = interrupted_message(e, output)

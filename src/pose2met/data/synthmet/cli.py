@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from pose2met.data.argflags import describe_os_error
 from pose2met.data.interrupts import Terminated, interrupted_message, sigterm_raises
 from pose2met.data.synthmet.generate import PRESETS, generate_to_file
 
@@ -25,13 +26,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the generator CLI; returns the exit status (2 when the output exists, like ``data_prep/``)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     start = time.perf_counter()
     try:
         with sigterm_raises():
             path = generate_to_file(args.output, preset=args.preset, seed=args.seed, overwrite=args.overwrite)
-    except (FileExistsError, OSError) as err:
-        print(f"synthmet: error: {err}", file=sys.stderr)
+    except OSError as err:  # FileExistsError included
+        print(f"synthmet: error: {describe_os_error(err, parser, args)}", file=sys.stderr)
         return 2
     except (Terminated, KeyboardInterrupt) as err:
         text, code = interrupted_message(err, args.output)
