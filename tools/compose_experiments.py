@@ -1,12 +1,14 @@
 """Regenerate the self-contained recipe files in conf/experiment/ from conf/model + conf/data + overrides.
 
 Each recipe is one file you can read top to bottom; this script keeps them consistent with the
-building blocks. Run: python tools/compose_experiments.py
+building blocks. Run: python tools/compose_experiments.py [--check]
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
+import sys
 from pathlib import Path
 
 import yaml
@@ -135,13 +137,29 @@ def compose(name: str, spec: dict) -> str:
     return f"# {spec['header']}\n{generated}\n{body}"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if a recipe differs from its building blocks",
+    )
+    args = parser.parse_args(argv)
     out = CONF / "experiment"
-    out.mkdir(exist_ok=True)
+    stale = []
     for name, spec in RECIPES.items():
-        (out / f"{name}.yaml").write_text(compose(name, spec))
-        print("wrote", out / f"{name}.yaml")
+        path, text = out / f"{name}.yaml", compose(name, spec)
+        if args.check:
+            if not path.is_file() or path.read_text() != text:
+                stale.append(path)
+            continue
+        out.mkdir(exist_ok=True)
+        path.write_text(text)
+        print("wrote", path)
+    for path in stale:
+        print(f"stale: {path} (run python tools/compose_experiments.py)", file=sys.stderr)
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

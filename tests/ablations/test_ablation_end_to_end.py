@@ -72,6 +72,25 @@ def test_runner_end_to_end_on_synthmet_tiny(synthmet_tiny: Path, tmp_path: Path)
     assert not finished(target, extra)
 
 
+def test_report_only_keeps_the_timing_table(tmp_path: Path) -> None:
+    """``--report-only`` reports runs; Table 5 has none (it is timed): neither re-timed nor rewritten."""
+    paths = Paths(tmp_path / "results", tmp_path / "work")
+    paths.out.mkdir(parents=True)
+    (paths.out / "t5.md").write_text("committed timings")
+    clips = {"max_train_clips": 8, "max_val_clips": 8, "max_test_clips": 8}
+    budget = Budget("test", seeds=(0,), max_epochs=1, frames=(9,), kernels=(3,), strides=(3,), **clips)
+
+    def no_timing(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Table 5 was re-timed")
+
+    notes: list[str] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("pose2met.ablations.report.measure", no_timing)
+        assert write_reports(["t5"], budget, paths, REPO, echo=notes.append, retime=False) == []
+    assert (paths.out / "t5.md").read_text() == "committed timings"
+    assert not (paths.out / "t5.csv").exists() and "left as it was" in notes[0]
+
+
 def test_profile_counts_match_the_model() -> None:
     settings = RunSettings(frames=9, kernel=(5, 5), stride=(2, 2))
     cost = measure(settings, REPO, repeats=2, device="cpu")

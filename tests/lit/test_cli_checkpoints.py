@@ -124,6 +124,19 @@ def test_values_rejected_by_torch_or_lightning_are_one_line(
     _one_error_line(capsys, *words)
 
 
+def test_optimizer_settings_fail_before_a_run_folder_exists(
+    synthmet_tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A bad learning rate of a real (logged) run: one line, and no run folder with a lone config.yaml."""
+    args = [*real_fit_args(HPE, synthmet_tiny, tmp_path), "--model.init_args.optimizer.init_args.lr", "-1"]
+    assert main(args) == 2
+    _one_error_line(capsys, "model.init_args.optimizer", "learning rate")
+    assert not list(tmp_path.rglob("config.yaml")) and not list(tmp_path.rglob("version_*"))
+    bad_schedule = lambda optimizer: torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=2.0)  # noqa: E731
+    with pytest.raises(ValueError, match="model.init_args.lr_scheduler: .*multiplicative factor"):
+        HPETask(tiny_encoder(), lr_scheduler=bad_schedule)
+
+
 def test_stage_weights_and_kcal_sigma_are_checked() -> None:
     for weights in ((1.0, -1.0), (0.0, 0.0), (float("nan"), 1.0)):
         with pytest.raises(

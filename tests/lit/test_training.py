@@ -290,7 +290,7 @@ def test_energy_eval_per_sequence_scores_each_video_once(synthmet_tiny: Path, tm
 
 
 def test_bad_task_configs_raise() -> None:
-    with pytest.raises(ValueError, match="init_from"):
+    with pytest.raises(ValueError, match="needs init_from: pass --model.init_args.init_from"):
         EnergyTask(tiny_encoder(), setting="3d_finetune")
     with pytest.raises(ValueError, match="epochs"):
         EnergyTask(tiny_encoder(), setting="unified", stages=[TrainingStage("hpe", 0)])

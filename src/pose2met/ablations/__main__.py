@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: interrupted; the running training run was stopped, finished runs are kept: "
               "rerun the same command to continue", file=sys.stderr)  # fmt: skip
         return code
-    written = write_reports(tables, budget, paths, root, extra)
+    written = write_reports(tables, budget, paths, root, extra, retime=not args.report_only)
     bad = [o for o in outcomes if o.status in ("failed", "blocked")]
     print(f"wall time {time.perf_counter() - start:.0f} s; wrote {', '.join(str(p) for p in written)}")
     for o in bad:

@@ -230,16 +230,21 @@ def write_reports(
     root: Path,
     extra: Sequence[str] = (),
     echo: Callable[[str], None] = print,
+    retime: bool = True,
 ) -> list[Path]:
     """Write ``<out>/<table>.md`` and ``.csv`` (atomically) for each table; returns the Markdown paths.
 
     A table none of whose runs finished is not written, so existing tables (e.g. the committed
-    results of an earlier run) are never replaced by an empty one.
+    results of an earlier run) are never replaced by an empty one. With ``retime=False``
+    (``--report-only``) the timing-only Table 5, which has no runs to report, is kept as it is.
     """
     written = []
     for table in tables:
-        rows = collect(table, budget, paths, root, extra=extra)
         md = paths.out / f"{table}.md"
+        if table == "t5" and not retime:
+            echo(f"t5: timed, not trained; {md} left as it was (run without --report-only to re-time)")
+            continue
+        rows = collect(table, budget, paths, root, extra=extra)
         if not measured_anything(table, rows):
             echo(f"{table}: no finished runs; {md} left as it was")
             continue

@@ -136,6 +136,8 @@ class Pose2MetTask(L.LightningModule):
         self.init_from = init_from
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
+        # a settings error (e.g. a negative learning rate) surfaces now, before any run folder is made
+        self.build_optimizer([torch.nn.Parameter(torch.zeros(1))])
         self.metrics: torch.nn.ModuleDict = torch.nn.ModuleDict()
         if init_from:
             load_weights_into(self.model, init_from)
@@ -329,8 +331,10 @@ class Pose2MetTask(L.LightningModule):
         return self.predict_with_flip(x) if self.test_flip else self.model(x)
 
     # ------------------------------------------------------------- optimizer
-    def configure_optimizers(self) -> dict[str, Any]:
-        params = [p for p in self.parameters() if p.requires_grad]
+    def build_optimizer(
+        self, params: list[torch.nn.Parameter]
+    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+        """The configured optimizer over ``params`` and its scheduler (default AdamW, decay 0.99 per epoch)."""
         if self.optimizer_factory is None:
             optimizer = torch.optim.AdamW(params, lr=5e-4, weight_decay=0.01)
         else:
@@ -339,9 +343,14 @@ class Pose2MetTask(L.LightningModule):
             except ValueError as err:  # torch's check of lr, betas, ...: name the config key
                 raise ValueError(f"model.init_args.optimizer: {err}") from None
         if self.scheduler_factory is None:
-            scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.99)
-        else:
-            scheduler = self.scheduler_factory(optimizer)
+            return optimizer, torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.99)
+        try:
+            return optimizer, self.scheduler_factory(optimizer)
+        except ValueError as err:
+            raise ValueError(f"model.init_args.lr_scheduler: {err}") from None
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer, scheduler = self.build_optimizer([p for p in self.parameters() if p.requires_grad])
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
     # ------------------------------------------------------------ checkpoint
