@@ -80,8 +80,8 @@ class EnergyTask(Pose2MetTask):
     ) -> None:
         if setting == "3d_finetune" and not init_from:
             raise ValueError(
-                "setting '3d_finetune' needs init_from: pass --model.init_args.init_from <the checkpoint of an "
-                "HPE run> (e.g. runs/<run>/checkpoints/last.ckpt of make train-hpe)"
+                "setting '3d_finetune' needs init_from: pass --model.init_args.init_from <the checkpoint "
+                "of an HPE run> (e.g. runs/<run>/checkpoints/last.ckpt of make train-hpe)"
             )
         unified = setting == "unified"
         super().__init__(

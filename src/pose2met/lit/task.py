@@ -334,7 +334,7 @@ class Pose2MetTask(L.LightningModule):
     def build_optimizer(
         self, params: list[torch.nn.Parameter]
     ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-        """The configured optimizer over ``params`` and its scheduler (default AdamW, decay 0.99 per epoch)."""
+        """The configured optimizer over ``params`` and its scheduler (default: AdamW, ExponentialLR 0.99)."""
         if self.optimizer_factory is None:
             optimizer = torch.optim.AdamW(params, lr=5e-4, weight_decay=0.01)
         else:
