@@ -136,6 +136,15 @@ def test_optimizer_settings_fail_before_a_run_folder_exists(
     with pytest.raises(ValueError, match="model.init_args.lr_scheduler: .*multiplicative factor"):
         HPETask(tiny_encoder(), lr_scheduler=bad_schedule)
 
+    def accelerator_only(params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+        if any(p.device.type == "cpu" for p in params):
+            raise RuntimeError("this optimizer needs CUDA parameters")
+        return torch.optim.SGD(params, lr=0.1)
+
+    task = HPETask(tiny_encoder(), optimizer=accelerator_only)  # the probe's failure is not a settings error
+    with pytest.raises(RuntimeError, match="needs CUDA parameters"):
+        task.configure_optimizers()  # ... and is reported where the real optimizer is built
+
 
 def test_stage_weights_and_kcal_sigma_are_checked() -> None:
     for weights in ((1.0, -1.0), (0.0, 0.0), (float("nan"), 1.0)):

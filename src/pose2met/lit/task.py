@@ -136,8 +136,7 @@ class Pose2MetTask(L.LightningModule):
         self.init_from = init_from
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
-        # a settings error (e.g. a negative learning rate) surfaces now, before any run folder is made
-        self.build_optimizer([torch.nn.Parameter(torch.zeros(1))])
+        self.check_optimizer_settings()
         self.metrics: torch.nn.ModuleDict = torch.nn.ModuleDict()
         if init_from:
             load_weights_into(self.model, init_from)
@@ -348,6 +347,17 @@ class Pose2MetTask(L.LightningModule):
             return optimizer, self.scheduler_factory(optimizer)
         except ValueError as err:
             raise ValueError(f"model.init_args.lr_scheduler: {err}") from None
+
+    def check_optimizer_settings(self) -> None:
+        """Build the optimizer once on a probe parameter, so that a settings error (e.g. a negative
+        learning rate) surfaces when the task is built, before any run folder is made. Other failures
+        (an optimizer that needs accelerator parameters) are left to :meth:`configure_optimizers`."""
+        try:
+            self.build_optimizer([torch.nn.Parameter(torch.zeros(1))])
+        except ValueError:
+            raise
+        except Exception:  # noqa: BLE001 - not a settings error; the real build reports it
+            return
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer, scheduler = self.build_optimizer([p for p in self.parameters() if p.requires_grad])
