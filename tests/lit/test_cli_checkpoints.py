@@ -6,6 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from tests.lit.test_training import CONF, cli_args, datamodule, tiny_encoder, tiny_trainer
@@ -144,6 +145,18 @@ def test_optimizer_settings_fail_before_a_run_folder_exists(
     task = HPETask(tiny_encoder(), optimizer=accelerator_only)  # the probe's failure is not a settings error
     with pytest.raises(RuntimeError, match="needs CUDA parameters"):
         task.configure_optimizers()  # ... and is reported where the real optimizer is built
+
+
+def test_sync_batchnorm_is_refused_in_one_line() -> None:
+    """Lightning's SyncBatchNorm conversion would treat the frame axis of token batch norms as channels."""
+    task = HPETask(tiny_encoder())
+    task.trainer = L.Trainer(accelerator="cpu", devices=1, strategy="ddp", sync_batchnorm=True, logger=False)
+    with pytest.raises(ValueError, match="trainer.sync_batchnorm: not supported"):
+        task.check_no_sync_batchnorm()  # planned by the strategy: refused in setup(), before conversion
+    converted = torch.nn.SyncBatchNorm.convert_sync_batchnorm(HPETask(tiny_encoder()))
+    with pytest.raises(ValueError, match="--trainer.sync_batchnorm false"):
+        converted.on_fit_start()  # converted some other way: refused before the first step
+    HPETask(tiny_encoder()).check_no_sync_batchnorm()  # no trainer, no SyncBatchNorm: fine
 
 
 def test_stage_weights_and_kcal_sigma_are_checked() -> None:
