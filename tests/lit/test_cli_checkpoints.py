@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
@@ -152,11 +153,18 @@ def test_sync_batchnorm_is_refused_in_one_line() -> None:
     task = HPETask(tiny_encoder())
     task.trainer = L.Trainer(accelerator="cpu", devices=1, strategy="ddp", sync_batchnorm=True, logger=False)
     with pytest.raises(ValueError, match="trainer.sync_batchnorm: not supported"):
-        task.check_no_sync_batchnorm()  # planned by the strategy: refused in setup(), before conversion
+        task.check_trainer_settings()  # planned by the strategy: refused in setup(), before conversion
     converted = torch.nn.SyncBatchNorm.convert_sync_batchnorm(HPETask(tiny_encoder()))
     with pytest.raises(ValueError, match="--trainer.sync_batchnorm false"):
         converted.on_fit_start()  # converted some other way: refused before the first step
-    HPETask(tiny_encoder()).check_no_sync_batchnorm()  # no trainer, no SyncBatchNorm: fine
+    HPETask(tiny_encoder()).check_trainer_settings()  # no trainer, no SyncBatchNorm: fine
+
+
+def test_apple_mps_is_refused_in_one_line() -> None:
+    task = HPETask(tiny_encoder())
+    task._trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("mps")))
+    with pytest.raises(ValueError, match="Apple MPS is not supported .*float64.*--trainer.accelerator cpu"):
+        task.check_trainer_settings()
 
 
 def test_stage_weights_and_kcal_sigma_are_checked() -> None:

@@ -112,11 +112,12 @@ def load_inference_model(
             f"{checkpoint}: model takes {encoder.num_joints} joints x {encoder.dim_in} channels; "
             "infer needs h36m17 joints with (x, y, confidence)"
         )
+    model = model.eval()
+    if fuse:  # folded in float64 on the CPU, before the move (some accelerators have no float64)
+        encoder.fuse_for_inference()
     try:
-        model = model.to(device).eval()
-        if fuse:
-            encoder.fuse_for_inference()
-    except (RuntimeError, AssertionError) as err:
+        model = model.to(device)
+    except (RuntimeError, AssertionError, TypeError) as err:
         raise InferenceError(f"--device {device}: cannot move the model there ({err})") from err
     if centers is not None:
         centers = centers.to(device)

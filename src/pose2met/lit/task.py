@@ -152,25 +152,35 @@ class Pose2MetTask(L.LightningModule):
     def has_kcal(self) -> bool:
         return self.model.calorie_head is not None
 
-    def check_no_sync_batchnorm(self) -> None:
-        """Refuse Lightning's ``sync_batchnorm``: its conversion swaps each token batch norm for a plain
-        ``SyncBatchNorm`` that treats the frame axis as channels (wrong statistics, or a shape error)."""
+    def check_trainer_settings(self) -> None:
+        """Refuse trainer settings the model cannot honour, in one line:
+
+        * ``sync_batchnorm``: Lightning's conversion swaps each token batch norm for a plain
+          ``SyncBatchNorm`` that treats the frame axis as channels (wrong statistics, or a shape error);
+        * Apple MPS: metrics and energy targets are accumulated in float64, which MPS lacks.
+        """
+        strategy = self._trainer.strategy if self._trainer is not None else None
         # the strategy's layer sync (set by sync_batchnorm=True) converts the model after setup()
-        planned = getattr(self.trainer.strategy, "_layer_sync", None) is not None if self._trainer else False
+        planned = getattr(strategy, "_layer_sync", None) is not None
         if planned or any(isinstance(m, torch.nn.SyncBatchNorm) for m in self.modules()):
             raise ValueError(
                 "trainer.sync_batchnorm: not supported by STAPFormer's channel-last batch norms; set "
                 "--trainer.sync_batchnorm false (each GPU then normalizes over its own batch, as the "
                 "DataParallel training of MotionBERT-style code does)"
             )
+        if strategy is not None and strategy.root_device.type == "mps":
+            raise ValueError(
+                "trainer.accelerator: Apple MPS is not supported (metrics and energy targets are "
+                "accumulated in float64, which MPS lacks); use --trainer.accelerator cpu or a CUDA GPU"
+            )
 
     def on_fit_start(self) -> None:
-        self.check_no_sync_batchnorm()
+        self.check_trainer_settings()
 
     def setup(self, stage: str) -> None:
         """Check the data fit the task and build one metric set per evaluation stage."""
         silence_synced_metric_advice()
-        self.check_no_sync_batchnorm()
+        self.check_trainer_settings()
         dm = self.trainer.datamodule if self.trainer is not None else None
         if dm is None:
             raise ValueError("Pose2Met tasks need a Pose2MetDataModule (trainer.datamodule is None)")
