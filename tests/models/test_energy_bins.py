@@ -112,6 +112,18 @@ def test_calorie_head_bins_and_shapes() -> None:
     assert with_pose(torch.randn(2, 5, 17, 16), torch.randn(2, 5, 17, 3)).shape == (2, 25)
 
 
+def test_bf16_casts_do_not_merge_bin_centers() -> None:
+    """500 bins over 0-1000 kcal/h are 2 kcal/h apart; bf16 spaces values up to 4 apart above 512."""
+    exact = np.arange(500) * 2.0 + 1.0
+    head = CalorieHead(16, num_bins=500, kcal_max=1000.0, hidden=8).bfloat16()
+    assert head.mlp[1].weight.dtype == torch.bfloat16 and head.bin_centers.dtype == torch.float32
+    np.testing.assert_array_equal(head.bin_centers.numpy(), exact)
+    logits = head(torch.randn(2, 3, 17, 16, dtype=torch.bfloat16))
+    assert logits.dtype == torch.bfloat16 and logits.shape == (2, 500)
+    np.testing.assert_array_equal(head.float().bin_centers.numpy(), exact)  # and back: unrounded
+    assert len(np.unique(torch.tensor(exact).bfloat16().float().numpy())) < 500  # what bf16 would do
+
+
 def test_pose_motion_features_match_numpy() -> None:
     pose = np.random.default_rng(1).normal(size=(2, 6, 17, 3))
     vel = np.linalg.norm(np.diff(pose, axis=1), axis=-1).mean(1)

@@ -129,6 +129,13 @@ def test_inference_chunking_matches_unchunked() -> None:
     torch.testing.assert_close(chunked, plain.detach(), atol=1e-6, rtol=0)
 
 
+def test_autocast_output_dtype_does_not_depend_on_the_token_count() -> None:
+    model = tiny(num_frames=81).eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        short, long = model(torch.randn(1, 9, 17, 3)), model(torch.randn(2, 81, 17, 3))  # 153 / 2754 tokens
+    assert short.dtype == long.dtype == torch.bfloat16
+
+
 def test_attention_impls_agree() -> None:
     x = torch.randn(2, 9, 17, 3)
     outs = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from einops import reduce
 from torch import Tensor, nn
@@ -51,7 +53,8 @@ class CalorieHead(nn.Module):
 
     ``bin_centers`` (buffer, ``(K,)``, kcal/h) are the centres of K equal bins over
     ``[kcal_min, kcal_max]``; decode the softmax of the logits with
-    :mod:`pose2met.models.energy_bins`.
+    :mod:`pose2met.models.energy_bins`. Casts to a dtype narrower than float32 (``.bfloat16()``,
+    ``bf16-true``) leave them in float32: bf16 would merge neighbouring centres (8-bit mantissa).
     """
 
     def __init__(
@@ -82,6 +85,14 @@ class CalorieHead(nn.Module):
             if isinstance(layer, nn.Linear):
                 nn.init.trunc_normal_(layer.weight, std=0.02, a=-0.04, b=0.04)
                 nn.init.zeros_(layer.bias)
+
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> CalorieHead:
+        before = self.bin_centers
+        super()._apply(fn, recurse)
+        moved = self.bin_centers
+        if moved.is_floating_point() and torch.finfo(moved.dtype).bits < 32 <= torch.finfo(before.dtype).bits:
+            self.bin_centers = before.to(device=moved.device)  # moved, not narrowed
+        return self
 
     def forward(self, rep: Tensor, pose_3d: Tensor | None = None) -> Tensor:
         """``rep (B, T, J, d_e)`` and ``pose_3d (B, T, J, 3)`` (iff ``use_pose_features``) -> ``(B, K)``."""

@@ -96,8 +96,10 @@ def chunked_tokens(
     flat = x.reshape(-1, x.shape[-1])
     if flat.shape[0] <= chunk:
         return fn(x)
-    out = flat.new_empty(flat.shape[0], dim_out)
-    for start in range(0, flat.shape[0], chunk):
+    first = fn(flat[:chunk])
+    out = first.new_empty(flat.shape[0], dim_out)  # the dtype fn gives (bf16 under autocast)
+    out[:chunk] = first
+    for start in range(chunk, flat.shape[0], chunk):
         out[start : start + chunk] = fn(flat[start : start + chunk])
     return out.view(*x.shape[:-1], dim_out)
 
