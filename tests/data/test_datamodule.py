@@ -59,6 +59,16 @@ def test_batch_contract(tiny_file: Callable[..., Path]) -> None:
     assert dm.actions == ["act0", "act1"] and dm.activities == ["act0", "act1"]
 
 
+def test_pin_memory_follows_the_trainer_device(tiny_file: Callable[..., Path]) -> None:
+    path = tiny_file()
+    dm = Pose2MetDataModule(path, num_frames=9)
+    assert dm._loader_kwargs()["pin_memory"] is False  # no trainer yet
+    for device, pinned in (("cpu", False), ("cuda", True)):
+        dm.trainer = types.SimpleNamespace(strategy=types.SimpleNamespace(root_device=torch.device(device)))
+        assert dm._loader_kwargs()["pin_memory"] is pinned
+    assert Pose2MetDataModule(path, num_frames=9, pin_memory=True)._loader_kwargs()["pin_memory"]
+
+
 def test_info_attributes_before_setup(tiny_file: Callable[..., Path]) -> None:
     dm = _dm(tiny_file(kcal=False, splits=SPLITS4, actions=["walk", "sit", "run", "jump"]))
     assert not dm.has_kcal and dm.has_3d and dm.num_joints == 17

@@ -39,7 +39,8 @@ class Pose2MetDataModule(L.LightningDataModule):
         eval_batch_size: validation/test batch size (default ``batch_size``).
         num_workers: DataLoader worker processes (each opens the file itself).
         persistent_workers: keep workers alive between epochs (only with ``num_workers > 0``).
-        pin_memory: pin batches in page-locked memory (GPU training).
+        pin_memory: pin batches in page-locked memory; ``None`` (default): when the trainer's device is
+            a CUDA GPU.
         input_2d: ``detected`` (``joints_2d`` + ``confidence``) or ``ground_truth`` (``joints_2d_gt``,
             confidence 1; the file must have it).
         target_space: ``camera`` (root-relative metres) or ``image25d`` (MotionBERT 2.5D).
@@ -73,7 +74,7 @@ class Pose2MetDataModule(L.LightningDataModule):
         eval_batch_size: int | None = None,
         num_workers: int = 0,
         persistent_workers: bool = False,
-        pin_memory: bool = False,
+        pin_memory: bool | None = None,
         input_2d: Literal["detected", "ground_truth"] = "detected",
         target_space: Literal["camera", "image25d"] = "camera",
         flip_augment: bool = True,
@@ -260,10 +261,13 @@ class Pose2MetDataModule(L.LightningDataModule):
     # ----------------------------------------------------------- dataloaders
     def _loader_kwargs(self) -> dict:
         hp = self.hparams
+        pin = hp.pin_memory
+        if pin is None:  # auto: page-locked batches copy to a CUDA device asynchronously
+            pin = self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
         return {
             "num_workers": hp.num_workers,
             "persistent_workers": hp.persistent_workers and hp.num_workers > 0,
-            "pin_memory": hp.pin_memory,
+            "pin_memory": pin,
         }
 
     def _require(self, role: str) -> ClipDataset:
