@@ -7,11 +7,13 @@ import pickle
 import socket
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from pose2met.compat import OfficialWeightsError, load_official_stapformer
 from pose2met.lit.checkpoint import CheckpointError, describe_mismatch, read_checkpoint
+from pose2met.models import CalorieHead
 from pose2met.safe_load import check_checkpoint_path, load_torch_file
 
 TINY_OFFICIAL_CONFIG = {"depth": 1, "dim_feat": 16, "dim_rep": 16, "num_heads": 2, "num_frames": 9}
@@ -71,11 +73,19 @@ def _net(width: int, extra: bool = False) -> torch.nn.Module:
     return torch.nn.Sequential(*layers)
 
 
+def _head(kcal_max: float, bf16_centres: bool = False) -> torch.nn.Module:
+    head = CalorieHead(4, num_bins=300, kcal_max=kcal_max, hidden=2)
+    if bf16_centres:  # a checkpoint of a bf16 model stores rounded centres
+        head.bin_centers = head.bin_centers.bfloat16().float()
+    return head
+
+
 @pytest.mark.parametrize(
     ("source", "target"),
-    [(_net(8), _net(8)), (_net(8), _net(6)), (_net(8, extra=True), _net(8)), (_net(8), _net(8, extra=True))],
-    ids=["same", "widths", "unexpected", "missing"],
-)
+    [(_net(8), _net(8)), (_net(8), _net(6)), (_net(8, extra=True), _net(8)), (_net(8), _net(8, extra=True)),
+     (_head(1000.0), _head(800.0)), (_head(1000.0, bf16_centres=True), _head(1000.0))],
+    ids=["same", "widths", "unexpected", "missing", "kcal-range", "bf16-rounded-bins"],
+)  # fmt: skip
 def test_describe_mismatch_agrees_with_strict_loading(
     source: torch.nn.Module, target: torch.nn.Module
 ) -> None:
@@ -94,11 +104,14 @@ def test_describe_mismatch_agrees_with_strict_loading(
         for count, what in ((len(own - set(state)), "missing"), (len(set(state) - own), "unexpected")):
             assert (f"{count} {what} key(s)" in problem) == (count > 0), problem
         assert ("size mismatch" in refused) == ("shape difference" in problem), problem
+        assert ("stored bins differ" in refused) == ("energy bin difference" in problem), problem
 
 
 def test_checkpoint_urls_are_read_like_lightning_reads_them(tmp_path: Path, monkeypatch) -> None:
     """``--ckpt_path`` URLs are fetched before training starts: content back, or one line naming the URL."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # http downloads go to torch's hub cache
+    for proxy in ("no_proxy", "NO_PROXY"):  # a proxy would answer for 127.0.0.1 with its own error
+        monkeypatch.setenv(proxy, "*")
     torch.save({"state_dict": {"w": torch.arange(2.0)}}, tmp_path / "run.ckpt")
     loaded = check_checkpoint_path(f"file://{tmp_path / 'run.ckpt'}", CheckpointError)
     assert torch.equal(loaded["state_dict"]["w"], torch.tensor([0.0, 1.0]))
@@ -115,3 +128,21 @@ def test_checkpoint_urls_are_read_like_lightning_reads_them(tmp_path: Path, monk
     assert message.startswith(f"{url}: could not read the checkpoint (URLError: ") and "\n" not in message
     for alias in ("last", "best", "registry:team/model:v1", None):
         assert check_checkpoint_path(alias, CheckpointError) is None
+
+
+def test_init_from_keeps_the_new_tasks_energy_bins(tmp_path: Path) -> None:
+    """``init_from`` copies matching weights; bin centres follow the new task's kcal_range, not the file."""
+    from pose2met.lit.checkpoint import load_weights_into
+    from pose2met.models import Pose2MetModel, STAPFormer
+
+    def model(kcal_max: float) -> Pose2MetModel:
+        encoder = STAPFormer(num_frames=9, dim_feat=16, dim_rep=8, depth=1, num_heads=2)
+        return Pose2MetModel(encoder, calorie_head=CalorieHead(8, num_bins=50, kcal_max=kcal_max, hidden=4))
+
+    source = model(1000.0)
+    torch.save({"state_dict": {f"model.{k}": v for k, v in source.state_dict().items()}}, tmp_path / "a.ckpt")
+    target = model(500.0)
+    loaded = load_weights_into(target, tmp_path / "a.ckpt")
+    assert "encoder.embed.weight" in loaded and "calorie_head.bin_centers" not in loaded
+    assert torch.equal(target.encoder.embed.weight, source.encoder.embed.weight)
+    np.testing.assert_allclose(target.calorie_head.bin_centers.numpy(), np.arange(50) * 10.0 + 5.0)

@@ -232,8 +232,8 @@ class Pose2MetCLI(LightningCLI):
 
 
 def read_lightning_checkpoint(path: str | os.PathLike | None) -> Any:
-    """The content of a local ``--ckpt_path`` file (None for aliases, URLs and None), checked to be
-    readable and a Lightning checkpoint (a dict with a ``state_dict``); one-line errors otherwise."""
+    """The content of a ``--ckpt_path`` file or URL (None for aliases and None), checked to be readable
+    and a Lightning checkpoint (a dict with a ``state_dict``); one-line errors otherwise."""
     ckpt = check_checkpoint_path(path, CheckpointError)
     if ckpt is not None and not (isinstance(ckpt, dict) and isinstance(ckpt.get("state_dict"), dict)):
         raise CheckpointError(

@@ -153,7 +153,9 @@ def test_sync_batchnorm_is_refused_in_one_line() -> None:
     task = HPETask(tiny_encoder())
     task.trainer = L.Trainer(accelerator="cpu", devices=1, strategy="ddp", sync_batchnorm=True, logger=False)
     with pytest.raises(ValueError, match="trainer.sync_batchnorm: not supported"):
-        task.check_trainer_settings()  # planned by the strategy: refused in setup(), before conversion
+        task.check_trainer_settings("fit")  # planned by the strategy: refused in setup(), before conversion
+    for stage in ("validate", "test", "predict"):  # Lightning converts only when fitting: saved DDP configs
+        task.check_trainer_settings(stage)  # of older runs still test
     converted = torch.nn.SyncBatchNorm.convert_sync_batchnorm(HPETask(tiny_encoder()))
     with pytest.raises(ValueError, match="--trainer.sync_batchnorm false"):
         converted.on_fit_start()  # converted some other way: refused before the first step
@@ -163,8 +165,11 @@ def test_sync_batchnorm_is_refused_in_one_line() -> None:
 def test_apple_mps_is_refused_in_one_line() -> None:
     task = HPETask(tiny_encoder())
     task._trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("mps")))
-    with pytest.raises(ValueError, match="Apple MPS is not supported .*float64.*--trainer.accelerator cpu"):
-        task.check_trainer_settings()
+    for stage in ("fit", "test"):
+        with pytest.raises(
+            ValueError, match="Apple MPS is not supported .*float64.*--trainer.accelerator cpu"
+        ):
+            task.check_trainer_settings(stage)
 
 
 def test_stage_weights_and_kcal_sigma_are_checked() -> None:

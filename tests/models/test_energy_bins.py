@@ -124,6 +124,18 @@ def test_bf16_casts_do_not_merge_bin_centers() -> None:
     assert len(np.unique(torch.tensor(exact).bfloat16().float().numpy())) < 500  # what bf16 would do
 
 
+def test_loading_sets_exact_centres_and_refuses_other_bins() -> None:
+    exact = np.arange(500) * 2.0 + 1.0
+    state = CalorieHead(16, num_bins=500, kcal_max=1000.0, hidden=8).state_dict()
+    state["bin_centers"] = state["bin_centers"].bfloat16().float()  # an older checkpoint of a bf16 model
+    head = CalorieHead(16, num_bins=500, kcal_max=1000.0, hidden=8)
+    head.load_state_dict(state)
+    np.testing.assert_array_equal(head.bin_centers.numpy(), exact)
+    other = CalorieHead(16, num_bins=500, kcal_max=800.0, hidden=8)
+    with pytest.raises(RuntimeError, match=r"bin_centers: the stored bins differ .* by up to 20[01] kcal/h"):
+        other.load_state_dict(state)
+
+
 def test_pose_motion_features_match_numpy() -> None:
     pose = np.random.default_rng(1).normal(size=(2, 6, 17, 3))
     vel = np.linalg.norm(np.diff(pose, axis=1), axis=-1).mean(1)

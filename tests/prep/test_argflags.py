@@ -31,6 +31,31 @@ def test_the_option_is_found_by_its_path_a_file_under_it_or_the_temp_file_beside
     assert flag_for_path(parser, args, None) is None
 
 
+def test_the_most_specific_path_option_wins_and_choices_are_not_paths(tmp_path):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--preset", choices=["tiny", "default"])
+    parser.add_argument("--skeletons")
+    parser.add_argument("--output")
+    args = parser.parse_args(
+        [
+            "--preset",
+            "tiny",
+            "--skeletons",
+            str(tmp_path / "skel"),
+            "--output",
+            str(tmp_path / "skel" / "o.h5"),
+        ]
+    )
+    assert flag_for_path(parser, args, tmp_path / "skel" / "o.h5")[0] == "--output"  # exact beats folder
+    assert flag_for_path(parser, args, tmp_path / "skel" / "S001.skeleton")[0] == "--skeletons"
+    assert flag_for_path(parser, args, "tiny") is None  # --preset tiny is a choice, not a path
+    nested = parser.parse_args(
+        ["--skeletons", str(tmp_path / "a"), "--output", str(tmp_path / "a" / "b" / "o.h5")]
+    )
+    assert flag_for_path(parser, nested, tmp_path / "a" / "b" / ".o.h5.tmp-1")[0] == "--output"  # temp file
+    assert flag_for_path(parser, nested, tmp_path / "a" / "b")[0] == "--output"  # a folder on its way
+
+
 def test_messages_name_the_option_and_its_value(tmp_path):
     parser, args = parser_and_args(tmp_path)
     (tmp_path / "cams.json").mkdir()

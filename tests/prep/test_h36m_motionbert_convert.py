@@ -97,6 +97,16 @@ def test_refuses_to_overwrite_and_leaves_file_untouched(tmp_path, data, capsys):
     assert out.read_bytes()[:8] == b"\x89HDF\r\n\x1a\n"
 
 
+def test_output_under_a_file_names_the_flag(tmp_path, data, capsys):
+    pkl = _write_pickle(tmp_path / "h36m.pkl", data)
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    assert main(["--motionbert-pkl", str(pkl), "--output", str(blocker / "out.h5")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: --output {blocker / 'out.h5'}: {blocker} is a file, not a folder\n"
+    assert blocker.read_text() == "x"
+
+
 def _run_bad(tmp_path: Path, data: dict, capsys) -> str:
     pkl = _write_pickle(tmp_path / "bad.pkl", data)
     assert main(["--motionbert-pkl", str(pkl), "--output", str(tmp_path / "out.h5")]) == 2

@@ -10,24 +10,32 @@ from pathlib import Path
 def flag_for_path(
     parser: argparse.ArgumentParser, args: argparse.Namespace, filename: object
 ) -> tuple[str, Path] | None:
-    """``(option, value)`` of the path option behind ``filename``: the option's path itself, a file
-    under it, a folder above it, or the temp file written beside it; None when no option matches."""
+    """``(option, value)`` of the path option behind ``filename``, the most specific match first: the
+    option's path itself or the atomic writer's temp file beside it; a folder on the way to an
+    option's path (the nearest); a file under an option's folder (the deepest). None when no path
+    option matches; options with ``choices`` or a non-string type are not paths."""
     if not isinstance(filename, (str, bytes, os.PathLike)):
         return None
     failed = Path(os.fsdecode(filename)).absolute()
-    near: tuple[str, Path] | None = None
+    best: tuple[tuple[int, int], tuple[str, Path]] | None = None
     for action in parser._actions:  # argparse keeps no public list of actions
         value = getattr(args, action.dest, None)
-        if not action.option_strings or not isinstance(value, (str, os.PathLike)):
+        is_path = action.type in (None, str, Path) and action.choices is None
+        if not action.option_strings or not is_path or not isinstance(value, (str, os.PathLike)):
             continue
         path = Path(value)
         full = path.absolute()
-        if failed == full or full in failed.parents:
+        if failed == full or (failed.parent == full.parent and failed.name.startswith(f".{full.name}")):
             return action.option_strings[-1], path
-        beside = failed.parent == full.parent and failed.name.startswith(f".{full.name}")
-        if near is None and (beside or failed in full.parents):
-            near = action.option_strings[-1], path
-    return near
+        if failed in full.parents:  # a folder on the way to the option's path (mkdir): the nearest
+            rank = (3, -len(full.parts))
+        elif full in failed.parents:  # under the option's folder: the deepest such folder
+            rank = (2, len(full.parts))
+        else:
+            continue
+        if best is None or rank > best[0]:
+            best = rank, (action.option_strings[-1], path)
+    return None if best is None else best[1]
 
 
 def describe_os_error(err: OSError, parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:

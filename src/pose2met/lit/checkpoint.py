@@ -11,6 +11,7 @@ from torch import nn
 
 from pose2met.checks import nonfinite_tensors
 from pose2met.models import CalorieHead, Pose2MetModel, PoseHead, STAPFormer
+from pose2met.models.energy_bins import centers_mismatch
 from pose2met.safe_load import load_torch_file
 
 if TYPE_CHECKING:
@@ -71,7 +72,8 @@ def describe_mismatch(
 ) -> str | None:
     """Why ``given`` cannot be loaded strictly into a module whose state dict is ``own``; None if it can.
 
-    One line: the counts of missing keys, unexpected keys and shape differences, each with examples.
+    One line: the counts of missing keys, unexpected keys, shape differences and energy bins of another
+    range (the values a strict load into :class:`CalorieHead` refuses), each with examples.
     """
     missing = [k for k in own if k not in given]
     unexpected = [k for k in given if k not in own]
@@ -80,12 +82,20 @@ def describe_mismatch(
         for k in own
         if k in given and isinstance(given[k], torch.Tensor) and given[k].shape != own[k].shape
     ]
+    bins = [
+        f"{k} [{float(given[k].min()):g}, {float(given[k].max()):g}] vs [{float(own[k].min()):g}, "
+        f"{float(own[k].max()):g}] kcal/h (another kcal_range or num_bins)"
+        for k in own
+        if k.endswith("bin_centers") and k in given and isinstance(given[k], torch.Tensor)
+        and given[k].shape == own[k].shape and centers_mismatch(given[k], own[k]) is not None
+    ]  # fmt: skip
     parts = [
         f"{len(items)} {what} (e.g. {', '.join(items[:limit])})"
         for what, items in (
             ("missing key(s)", missing),
             ("unexpected key(s)", unexpected),
             ("shape difference(s), file vs model", shapes),
+            ("energy bin difference(s), file vs model", bins),
         )
         if items
     ]
@@ -96,11 +106,16 @@ def load_weights_into(model: nn.Module, path: str | os.PathLike) -> list[str]:
     """Copy every weight of ``path`` whose name and shape match into ``model``; return the loaded names.
 
     Used to start the energy stage from an HPE checkpoint: the encoder (and pose head) transfer,
-    a calorie head absent from the checkpoint keeps its fresh initialization.
+    a calorie head absent from the checkpoint keeps its fresh initialization. Energy bin centres are
+    settings of the new task (its ``kcal_range``), never taken from the file.
     """
     source = model_state_dict(read_checkpoint(path), path)
     target = model.state_dict()
-    matched = {k: v for k, v in source.items() if k in target and target[k].shape == v.shape}
+    matched = {
+        k: v
+        for k, v in source.items()
+        if k in target and target[k].shape == v.shape and not k.endswith("bin_centers")  # the new task's bins
+    }
     if not any(k.startswith("encoder.") for k in matched):
         raise CheckpointError(f"{path}: no encoder weights match this model (different architecture?)")
     model.load_state_dict(matched, strict=False)

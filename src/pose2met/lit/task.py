@@ -10,6 +10,7 @@ from typing import Any, Literal
 import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.plugins.layer_sync import TorchSyncBatchNorm
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torch import Tensor
 
@@ -152,17 +153,18 @@ class Pose2MetTask(L.LightningModule):
     def has_kcal(self) -> bool:
         return self.model.calorie_head is not None
 
-    def check_trainer_settings(self) -> None:
+    def check_trainer_settings(self, stage: str = "fit") -> None:
         """Refuse trainer settings the model cannot honour, in one line:
 
-        * ``sync_batchnorm``: Lightning's conversion swaps each token batch norm for a plain
-          ``SyncBatchNorm`` that treats the frame axis as channels (wrong statistics, or a shape error);
+        * ``sync_batchnorm`` (when fitting, the only stage Lightning converts in): its conversion swaps
+          each token batch norm for a plain ``SyncBatchNorm`` that treats the frame axis as channels;
         * Apple MPS: metrics and energy targets are accumulated in float64, which MPS lacks.
         """
         strategy = self._trainer.strategy if self._trainer is not None else None
-        # the strategy's layer sync (set by sync_batchnorm=True) converts the model after setup()
-        planned = getattr(strategy, "_layer_sync", None) is not None
-        if planned or any(isinstance(m, torch.nn.SyncBatchNorm) for m in self.modules()):
+        # Lightning's own layer sync (sync_batchnorm=True) converts the model after setup()
+        planned = isinstance(getattr(strategy, "_layer_sync", None), TorchSyncBatchNorm)
+        converted = any(isinstance(m, torch.nn.SyncBatchNorm) for m in self.modules())
+        if stage == "fit" and (planned or converted):
             raise ValueError(
                 "trainer.sync_batchnorm: not supported by STAPFormer's channel-last batch norms; set "
                 "--trainer.sync_batchnorm false (each GPU then normalizes over its own batch, as the "
@@ -180,7 +182,7 @@ class Pose2MetTask(L.LightningModule):
     def setup(self, stage: str) -> None:
         """Check the data fit the task and build one metric set per evaluation stage."""
         silence_synced_metric_advice()
-        self.check_trainer_settings()
+        self.check_trainer_settings(stage)
         dm = self.trainer.datamodule if self.trainer is not None else None
         if dm is None:
             raise ValueError("Pose2Met tasks need a Pose2MetDataModule (trainer.datamodule is None)")

@@ -37,6 +37,13 @@ def make_bin_centers(
     return (kcal_min + (k + 0.5) * width).to(dtype)
 
 
+def centers_mismatch(stored: Tensor, expected: Tensor) -> float | None:
+    """Largest difference (kcal/h) of ``stored`` bin centres from ``expected`` (same shape), or None
+    when they agree up to bf16 rounding (a checkpoint of a bf16 model stores rounded centres)."""
+    error = float((stored.detach().cpu().double() - expected.detach().cpu().double()).abs().max())
+    return error if error > float(expected.detach().abs().max()) * 2.0**-8 else None
+
+
 #: Alias under the name used in ``docs/architecture.md``.
 bin_centers = make_bin_centers
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from einops import reduce
 from torch import Tensor, nn
 
-from pose2met.models.energy_bins import make_bin_centers
+from pose2met.models.energy_bins import centers_mismatch, make_bin_centers
+from pose2met.models.layers import restore_exact_buffer
 
 #: Pose features per joint used by :class:`CalorieHead` (``use_pose_features=True``).
 POSE_FEATURES_PER_JOINT = 3
@@ -53,8 +55,8 @@ class CalorieHead(nn.Module):
 
     ``bin_centers`` (buffer, ``(K,)``, kcal/h) are the centres of K equal bins over
     ``[kcal_min, kcal_max]``; decode the softmax of the logits with
-    :mod:`pose2met.models.energy_bins`. Casts to a dtype narrower than float32 (``.bfloat16()``,
-    ``bf16-true``) leave them in float32: bf16 would merge neighbouring centres (8-bit mantissa).
+    :mod:`pose2met.models.energy_bins`. They stay exact and at least float32 through casts
+    (:func:`restore_exact_buffer`; bf16 would merge neighbouring centres) and through loading.
     """
 
     def __init__(
@@ -86,13 +88,43 @@ class CalorieHead(nn.Module):
                 nn.init.trunc_normal_(layer.weight, std=0.02, a=-0.04, b=0.04)
                 nn.init.zeros_(layer.bias)
 
+    def _exact_centers(self, dtype: torch.dtype) -> Tensor:
+        return make_bin_centers(self.num_bins, self.kcal_min, self.kcal_max, dtype=dtype)
+
     def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> CalorieHead:
-        before = self.bin_centers
+        dtype_before = self.bin_centers.dtype
         super()._apply(fn, recurse)
-        moved = self.bin_centers
-        if moved.is_floating_point() and torch.finfo(moved.dtype).bits < 32 <= torch.finfo(before.dtype).bits:
-            self.bin_centers = before.to(device=moved.device)  # moved, not narrowed
+        restore_exact_buffer(self, "bin_centers", dtype_before, self._exact_centers)
         return self
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        """Stored centres must be this head's bins (up to bf16 rounding); they are then set exactly."""
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+        stored = state_dict.get(prefix + "bin_centers")
+        if not isinstance(stored, Tensor) or stored.shape != self.bin_centers.shape:
+            return  # missing or misshapen: reported by the strict load itself
+        exact = make_bin_centers(self.num_bins, self.kcal_min, self.kcal_max, dtype=torch.float64)
+        error = centers_mismatch(stored, exact)
+        if error is not None:
+            error_msgs.append(
+                f"{prefix}bin_centers: the stored bins differ from this head's {self.num_bins} bins "
+                f"over [{self.kcal_min}, {self.kcal_max}] kcal/h by up to {error:.3g} kcal/h "
+                "(another kcal_range?)"
+            )
+            return
+        with torch.no_grad():
+            self.bin_centers.copy_(exact)
 
     def forward(self, rep: Tensor, pose_3d: Tensor | None = None) -> Tensor:
         """``rep (B, T, J, d_e)`` and ``pose_3d (B, T, J, 3)`` (iff ``use_pose_features``) -> ``(B, K)``."""

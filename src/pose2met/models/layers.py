@@ -76,6 +76,20 @@ def fold_bn_before(layer: nn.Linear, bn: nn.BatchNorm1d | nn.BatchNorm2d) -> Non
         layer.bias.copy_(bias.to(layer.bias.dtype))
 
 
+def restore_exact_buffer(
+    module: nn.Module, name: str, dtype_before: torch.dtype, exact: Callable[[torch.dtype], Tensor]
+) -> None:
+    """Call at the end of ``module._apply``: a buffer derived from the module's settings (not learned)
+    whose dtype a cast changed is rebuilt from ``exact(dtype)`` (computed on the CPU, then moved)
+    instead of keeping the cast's rounding, and never narrower than float32, where bf16 would merge
+    neighbouring values. ``model.bfloat16().float()`` thus leaves it exact."""
+    moved = getattr(module, name)
+    if moved.dtype == dtype_before or not moved.is_floating_point():
+        return
+    dtype = moved.dtype if torch.finfo(moved.dtype).bits >= 32 else torch.float32
+    setattr(module, name, exact(dtype).to(moved.device))
+
+
 #: Tokens per piece in :func:`chunked_tokens` (a ``1024 x 512`` float32 hidden layer is 2 MiB).
 INFERENCE_CHUNK = 1024
 

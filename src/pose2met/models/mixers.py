@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from pose2met import skeleton
 from pose2met.models.attention import AttentionImpl, attend, check_attention_impl
-from pose2met.models.layers import fold_bn_after
+from pose2met.models.layers import fold_bn_after, restore_exact_buffer
 
 Axis = Literal["joints", "frames"]
 
@@ -178,8 +178,7 @@ class SkeletonGCN(nn.Module):
 
     ``A_hat = D^-1/2 (A + I) D^-1/2`` is the symmetrically normalized h36m17 skeleton adjacency
     (:func:`pose2met.skeleton.normalized_adjacency`), a non-persistent buffer that follows the
-    module's device and dtype but is always rebuilt from the exact float64 values (so a round trip
-    such as ``model.bfloat16().float()`` does not leave it rounded).
+    module's device and, from float32 up, its dtype (:func:`restore_exact_buffer`).
     """
 
     def __init__(self, dim: int, num_joints: int = skeleton.NUM_JOINTS) -> None:
@@ -193,14 +192,13 @@ class SkeletonGCN(nn.Module):
         self.register_buffer("adjacency", self._exact_adjacency(torch.get_default_dtype()), persistent=False)
 
     @staticmethod
-    def _exact_adjacency(dtype: torch.dtype, device: torch.device | None = None) -> Tensor:
-        # rounded once on the CPU, then moved (some accelerators have no float64)
-        return torch.as_tensor(skeleton.normalized_adjacency(), dtype=dtype).to(device)
+    def _exact_adjacency(dtype: torch.dtype) -> Tensor:
+        return torch.as_tensor(skeleton.normalized_adjacency(), dtype=dtype)
 
     def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> SkeletonGCN:
+        dtype_before = self.adjacency.dtype
         super()._apply(fn, recurse)
-        moved = self.adjacency
-        self.adjacency = self._exact_adjacency(moved.dtype, moved.device)
+        restore_exact_buffer(self, "adjacency", dtype_before, self._exact_adjacency)
         return self
 
     def forward(self, x: Tensor) -> Tensor:

@@ -85,9 +85,10 @@ class STAPAttention(nn.Module):
         tokens = rearrange(self.aggregate(x), "b gt gj c -> b c gt gj")
         if self.training and isinstance(self.qkv_norm, nn.BatchNorm2d) and tokens[:, 0].numel() == 1:
             raise ValueError(
-                f"STAP: training needs more than one STAP token per batch for its batch norm, but a batch of "
-                f"{x.shape[0]} with {t} frames x {j} joints gives a 1x1 token grid (kernel "
-                f"{tuple(self.qkv.kernel_size)}, stride {tuple(self.qkv.stride)}); use a batch of 2 or more"
+                f"STAP: training needs more than one STAP token per batch for its batch norm, but a batch "
+                f"of {x.shape[0]} with {t} frames x {j} joints gives a 1x1 token grid (kernel "
+                f"{tuple(self.qkv.kernel_size)}, stride {tuple(self.qkv.stride)}); use batches of 2 or more "
+                "clips (a last partial batch counts: pick a batch size that leaves no single clip over)"
             )
         tokens = rearrange(F.gelu(self.qkv_norm(tokens)), "b c gt gj -> b gt gj c")
         grid_t, grid_j = tokens.shape[1:3]

@@ -364,10 +364,10 @@ def run_converter(
         with sigterm_raises():
             conv = convert(args)
             written = write_converted(conv, output, args.overwrite)
-    except (PrepError, SchemaError, FileExistsError) as e:
+    except (PrepError, SchemaError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except OSError as e:
+    except OSError as e:  # FileExistsError included ("exists; pass --overwrite" names no file: as is)
         print(f"error: {describe_os_error(e, parser, args)}", file=sys.stderr)
         return 2
     except (Terminated, KeyboardInterrupt) as e:
