@@ -7,7 +7,8 @@ import pickle
 import re
 import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,14 @@ def describe_load_error(err: BaseException) -> str:
     return f"{type(err).__name__}: {first_line}" if first_line else type(err).__name__
 
 
+@contextmanager
+def quiet_protocol_warning() -> Iterator[None]:
+    """Silence the weights-only unpickler's pickle-protocol warning (it fails with a clear error after)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+        yield
+
+
 def load_torch_file(
     path: str | os.PathLike, error: type[Exception], allowed_globals: Sequence[type] = ()
 ) -> Any:
@@ -48,9 +57,7 @@ def load_torch_file(
     if not path.is_file():
         raise error(f"{path}: checkpoint file not found")
     try:
-        with torch.serialization.safe_globals(list(allowed_globals)), warnings.catch_warnings():
-            # the weights-only unpickler warns about pickle protocols before failing on them
-            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+        with torch.serialization.safe_globals(list(allowed_globals)), quiet_protocol_warning():
             return torch.load(path, map_location="cpu", weights_only=True)
     except LOAD_ERRORS as err:
         raise error(f"{path}: not a readable PyTorch checkpoint ({describe_load_error(err)})") from err
@@ -65,14 +72,6 @@ def is_alias(ckpt_path: str) -> bool:
     return ckpt_path in LIGHTNING_CKPT_ALIASES or ckpt_path.startswith("registry:")
 
 
-def local_checkpoint_file(ckpt_path: str | os.PathLike | None) -> str | None:
-    """``ckpt_path`` if it names a local file; None for None, Lightning's aliases and remote URLs."""
-    if ckpt_path is None:
-        return None
-    text = os.fspath(ckpt_path)
-    return None if is_alias(text) or "://" in text else text
-
-
 def load_remote_checkpoint(url: str, error: type[Exception]) -> Any:
     """Read a checkpoint URL (``https://``, ``s3://``, ``file://``, ...) the way Lightning will, weights
     only; a download or read failure raises ``error`` naming the URL. ``http(s)`` files land in torch's
@@ -80,8 +79,7 @@ def load_remote_checkpoint(url: str, error: type[Exception]) -> Any:
     from lightning.fabric.utilities import cloud_io  # Lightning's own reader; imported only for URLs
 
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+        with quiet_protocol_warning():
             return cloud_io._load(url, map_location="cpu", weights_only=True)
     except Exception as err:  # network and filesystem back ends raise their own exception types
         raise error(f"{url}: could not read the checkpoint ({describe_load_error(err)})") from err
@@ -96,7 +94,5 @@ def check_checkpoint_path(ckpt_path: str | os.PathLike | None, error: type[Excep
     """
     if ckpt_path is None or is_alias(os.fspath(ckpt_path)):
         return None
-    path = local_checkpoint_file(ckpt_path)
-    if path is None:
-        return load_remote_checkpoint(os.fspath(ckpt_path), error)
-    return load_torch_file(path, error)
+    text = os.fspath(ckpt_path)
+    return load_remote_checkpoint(text, error) if "://" in text else load_torch_file(text, error)

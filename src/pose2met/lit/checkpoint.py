@@ -12,6 +12,7 @@ from torch import nn
 from pose2met.checks import nonfinite_tensors
 from pose2met.models import CalorieHead, Pose2MetModel, PoseHead, STAPFormer
 from pose2met.models.energy_bins import centers_mismatch
+from pose2met.models.heads import BIN_CENTERS
 from pose2met.safe_load import load_torch_file
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ def describe_mismatch(
         f"{k} [{float(given[k].min()):g}, {float(given[k].max()):g}] vs [{float(own[k].min()):g}, "
         f"{float(own[k].max()):g}] kcal/h (another kcal_range or num_bins)"
         for k in own
-        if k.endswith("bin_centers") and k in given and isinstance(given[k], torch.Tensor)
+        if k.endswith(BIN_CENTERS) and k in given and isinstance(given[k], torch.Tensor)
         and given[k].shape == own[k].shape and centers_mismatch(given[k], own[k]) is not None
     ]  # fmt: skip
     parts = [
@@ -114,7 +115,7 @@ def load_weights_into(model: nn.Module, path: str | os.PathLike) -> list[str]:
     matched = {
         k: v
         for k, v in source.items()
-        if k in target and target[k].shape == v.shape and not k.endswith("bin_centers")  # the new task's bins
+        if k in target and target[k].shape == v.shape and not k.endswith(BIN_CENTERS)  # the new task's bins
     }
     if not any(k.startswith("encoder.") for k in matched):
         raise CheckpointError(f"{path}: no encoder weights match this model (different architecture?)")

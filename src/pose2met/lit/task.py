@@ -163,8 +163,7 @@ class Pose2MetTask(L.LightningModule):
         strategy = self._trainer.strategy if self._trainer is not None else None
         # Lightning's own layer sync (sync_batchnorm=True) converts the model after setup()
         planned = isinstance(getattr(strategy, "_layer_sync", None), TorchSyncBatchNorm)
-        converted = any(isinstance(m, torch.nn.SyncBatchNorm) for m in self.modules())
-        if stage == "fit" and (planned or converted):
+        if stage == "fit" and (planned or any(isinstance(m, torch.nn.SyncBatchNorm) for m in self.modules())):
             raise ValueError(
                 "trainer.sync_batchnorm: not supported by STAPFormer's channel-last batch norms; set "
                 "--trainer.sync_batchnorm false (each GPU then normalizes over its own batch, as the "

@@ -12,6 +12,9 @@ from torch import Tensor, nn
 from pose2met.models.energy_bins import centers_mismatch, make_bin_centers
 from pose2met.models.layers import restore_exact_buffer
 
+#: Name of the calorie head's bin-centre buffer (a setting of the task, checked rather than learned).
+BIN_CENTERS = "bin_centers"
+
 #: Pose features per joint used by :class:`CalorieHead` (``use_pose_features=True``).
 POSE_FEATURES_PER_JOINT = 3
 
@@ -74,7 +77,7 @@ class CalorieHead(nn.Module):
         self.dim_rep, self.num_bins = dim_rep, int(num_bins)
         self.kcal_min, self.kcal_max = float(kcal_min), float(kcal_max)
         self.use_pose_features, self.num_joints = use_pose_features, num_joints
-        self.register_buffer("bin_centers", make_bin_centers(num_bins, kcal_min, kcal_max))
+        self.register_buffer(BIN_CENTERS, make_bin_centers(num_bins, kcal_min, kcal_max))
         dim_in = 2 * dim_rep + (POSE_FEATURES_PER_JOINT * num_joints if use_pose_features else 0)
         self.mlp = nn.Sequential(
             nn.LayerNorm(dim_in),
@@ -94,7 +97,7 @@ class CalorieHead(nn.Module):
     def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> CalorieHead:
         dtype_before = self.bin_centers.dtype
         super()._apply(fn, recurse)
-        restore_exact_buffer(self, "bin_centers", dtype_before, self._exact_centers)
+        restore_exact_buffer(self, BIN_CENTERS, dtype_before, self._exact_centers)
         return self
 
     def _load_from_state_dict(
@@ -111,14 +114,14 @@ class CalorieHead(nn.Module):
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )
-        stored = state_dict.get(prefix + "bin_centers")
+        stored = state_dict.get(prefix + BIN_CENTERS)
         if not isinstance(stored, Tensor) or stored.shape != self.bin_centers.shape:
             return  # missing or misshapen: reported by the strict load itself
-        exact = make_bin_centers(self.num_bins, self.kcal_min, self.kcal_max, dtype=torch.float64)
+        exact = self._exact_centers(torch.float64)
         error = centers_mismatch(stored, exact)
         if error is not None:
             error_msgs.append(
-                f"{prefix}bin_centers: the stored bins differ from this head's {self.num_bins} bins "
+                f"{prefix}{BIN_CENTERS}: the stored bins differ from this head's {self.num_bins} bins "
                 f"over [{self.kcal_min}, {self.kcal_max}] kcal/h by up to {error:.3g} kcal/h "
                 "(another kcal_range?)"
             )
