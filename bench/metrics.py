@@ -71,7 +71,9 @@ def main() -> None:
     parser.add_argument("--procrustes-frames", type=int, default=200_000, help="frames for P-MPJPE")
     parser.add_argument("--samples", type=int, default=10_000, help="samples for vid2burn_metrics")
     parser.add_argument("--bins", type=int, default=500)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default="cpu", help="MPS is not offered: the metrics use float64"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     device = torch.device(args.device)

@@ -196,6 +196,37 @@ def test_max_val_and_test_clips_spread_over_the_split(tiny_file: Callable[..., P
         _dm(path, max_val_clips=0)
 
 
+def test_ddp_eval_needs_a_clip_for_every_process(tiny_file: Callable[..., Path]) -> None:
+    path = tiny_file(splits=SPLITS4)
+
+    def on_rank(rank: int, world: int = 2, **kwargs: object) -> Pose2MetDataModule:
+        dm = _dm(path, val_split="train", test_split="train", **kwargs)
+        dm.trainer = types.SimpleNamespace(  # type: ignore[assignment]
+            world_size=world,
+            global_rank=rank,
+            strategy=types.SimpleNamespace(root_device=torch.device("cpu")),
+        )
+        dm.setup("fit")
+        dm.setup("test")
+        return dm
+
+    # two clips over two processes: one each, none repeated, none lost
+    shares = [_epoch_signature(on_rank(rank, max_val_clips=2).val_dataloader()) for rank in (0, 1)]
+    assert [len(s) for s in shares] == [1, 1] and set(shares[0]) != set(shares[1])
+    # one clip over two processes: rank 1 would get no batch and the other rank would wait for it
+    for rank in (0, 1):
+        for role, kwargs in (("val", {"max_val_clips": 1}), ("test", {"max_test_clips": 1})):
+            dm = on_rank(rank, **kwargs)
+            loader = dm.val_dataloader if role == "val" else dm.test_dataloader
+            with pytest.raises(
+                ValueError, match=rf"{path.name}.*1 clip\(s\) for 2 processes.*max_{role}_clips"
+            ):
+                loader()
+    clips = len(_epoch_signature(on_rank(0, world=1).val_dataloader()))
+    with pytest.raises(ValueError, match=rf"{clips} clip\(s\) for {clips + 1} processes.*use fewer devices"):
+        on_rank(0, world=clips + 1).val_dataloader()
+
+
 def test_two_persistent_workers_serve_the_same_clips(tiny_file: Callable[..., Path]) -> None:
     path = tiny_file(splits=SPLITS4)
     serial, workers = _dm(path), _dm(path, num_workers=2, persistent_workers=True)

@@ -102,6 +102,8 @@ def test_cli_fast_dev_run_every_experiment(
     cli = cli_main(args)
     assert cli.trainer.state.finished
     assert torch.isfinite(cli.trainer.callback_metrics["train/loss"])
+    # a smoke run leaves nothing behind (no last.ckpt for a later `--ckpt_path last`, no figures)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == []
 
 
 def test_unified_schedule_freezes_calorie_head_in_hpe_stage(synthmet_tiny: Path, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import torch
 
 from pose2met import skeleton
 from pose2met.models import SkeletonGCN, TokenBatchNorm, attend
-from pose2met.models.attention import resolve_impl
+from pose2met.models.attention import SDPA_MAX_BATCH_CUDA, fused_attention, resolve_impl, sdpa_batch_limit
 from pose2met.models.layers import fold_bn_after, fold_bn_before
 
 
@@ -77,6 +77,20 @@ def test_auto_attention_rule() -> None:
     assert resolve_impl("auto", 54, cpu, needs_grad=True) == "math"
     assert resolve_impl("auto", 17, cuda) == "sdpa"
     assert resolve_impl("math", 243, cuda) == "math"
+
+
+def test_fused_attention_in_batch_chunks_matches_numpy() -> None:
+    q, k, v = (torch.randn(7, 2, 30, 4, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    chunked = fused_attention(q, k, v, 0.3, max_batch=3)  # chunks of 3 + 3 + 1
+    expected = _np_attention(*(z.detach().numpy() for z in (q, k, v)), 0.3)
+    np.testing.assert_allclose(chunked.detach().numpy(), expected, atol=1e-12)
+    grads = torch.autograd.grad(chunked.square().sum(), (q, k, v))
+    whole = torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=0.3)
+    for got, want in zip(grads, torch.autograd.grad(whole.square().sum(), (q, k, v)), strict=True):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-12)
+    # CUDA's fused kernels take at most 2**16 - 1 batch entries per launch; other devices take any
+    assert sdpa_batch_limit(torch.device("cuda")) == SDPA_MAX_BATCH_CUDA == 2**16 - 1
+    assert sdpa_batch_limit(torch.device("cpu")) is None
 
 
 def test_token_batch_norm_equals_batchnorm2d() -> None:

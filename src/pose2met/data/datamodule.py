@@ -291,6 +291,18 @@ class Pose2MetDataModule(L.LightningDataModule):
             **self._loader_kwargs(),
         )
 
+    def _check_eval_share(self, role: str, clips: int, limit: int | None, processes: int) -> None:
+        """Every process needs an evaluation clip: one without a batch would skip the loop while the
+        others wait for it in the metric sync."""
+        if clips >= processes:
+            return
+        split = self.hparams.val_split if role == "val" else self.hparams.test_split
+        fix = f"raise --data.init_args.max_{role}_clips" if clips == limit else "use fewer devices"
+        raise ValueError(
+            f"{self.path}: the {role} set (split '{split}') has {clips} clip(s) for {processes} "
+            f"processes; every process needs at least one ({fix})"
+        )
+
     def _eval_loader(self, role: str) -> DataLoader:
         """Evaluation clips in order; under DDP each rank gets its own share, none repeated.
 
@@ -305,6 +317,7 @@ class Pose2MetDataModule(L.LightningDataModule):
         trainer = self.trainer
         sampler = None
         if trainer is not None and trainer.world_size > 1:
+            self._check_eval_share(role, len(dataset), limit, trainer.world_size)
             sampler = UnrepeatedDistributedSampler(
                 dataset, num_replicas=trainer.world_size, rank=trainer.global_rank, shuffle=False
             )

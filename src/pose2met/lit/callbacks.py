@@ -41,6 +41,12 @@ class StageAwareCheckpoint(ModelCheckpoint):
     without it are handled exactly as by ``ModelCheckpoint``. ``save_last`` is unaffected.
     """
 
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Lightning (2.6) saves ``last.ckpt`` here even under ``fast_dev_run``, which writes nothing else;
+        # a later ``--ckpt_path last`` would then resume from the one-batch smoke run
+        if not trainer.fast_dev_run:
+            super().on_train_end(trainer, pl_module)
+
     def check_monitor_top_k(self, trainer: L.Trainer, current: torch.Tensor | None = None) -> bool:
         selectable = getattr(trainer.lightning_module, "selectable_epoch", None)
         if callable(selectable) and not selectable():
@@ -51,7 +57,8 @@ class StageAwareCheckpoint(ModelCheckpoint):
 class ValidationFigures(L.Callback):
     """Every ``every_n_epochs`` validation: predicted vs true 3D skeletons and a kcal scatter.
 
-    Figures go to ``<run dir>/figures/`` as PNG and, with W&B, to the run as images.
+    Figures go to ``<run dir>/figures/`` as PNG and, with W&B, to the run as images; under
+    ``fast_dev_run`` they are drawn (the code runs) but not saved, like everything else of such a run.
     """
 
     def __init__(self, num_skeletons: int = 4, every_n_epochs: int = 1) -> None:
@@ -102,6 +109,10 @@ class ValidationFigures(L.Callback):
         if self._kcal:
             true, pred, known = (np.concatenate(parts) for parts in zip(*self._kcal, strict=True))
             figures["kcal_scatter"] = kcal_scatter_figure(true, pred, known)
+        if trainer.fast_dev_run:
+            for fig in figures.values():
+                plt.close(fig)
+            return
         out_dir = run_dir(trainer) / "figures"
         out_dir.mkdir(parents=True, exist_ok=True)
         for name, fig in figures.items():
@@ -117,6 +128,9 @@ class RunSummary(L.Callback):
 
     @rank_zero_only
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.fast_dev_run:
+            print("[pose2met] fast_dev_run: no checkpoint, log or figure written", flush=True)
+            return
         ckpt = trainer.checkpoint_callback
         lines = [f"[pose2met] run folder: {run_dir(trainer)}"]
         if isinstance(ckpt, ModelCheckpoint):
@@ -134,4 +148,5 @@ class RunSummary(L.Callback):
         ]
         if headline:
             print("[pose2met] test: " + ", ".join(f"{k}={results[k]:.3f}" for k in headline), flush=True)
-        print(f"[pose2met] logs: {run_dir(trainer)}", flush=True)
+        if not trainer.fast_dev_run:
+            print(f"[pose2met] logs: {run_dir(trainer)}", flush=True)

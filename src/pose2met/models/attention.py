@@ -26,6 +26,11 @@ SDPA_MIN_TOKENS_CPU = 32
 SDPA_MIN_TOKENS_CPU_TRAIN = 128
 
 
+#: CUDA launches the fused SDPA kernels with the batch axis on a grid dimension capped at 2**16 - 1
+#: blocks (torch < 2.8 fails with "invalid configuration argument" beyond it); longer batches go in chunks.
+SDPA_MAX_BATCH_CUDA = 65535
+
+
 def check_attention_impl(impl: str) -> AttentionImpl:
     """Validate an ``attention_impl`` argument (clear error instead of a silent fallback)."""
     if impl not in ATTENTION_IMPLS:
@@ -66,7 +71,7 @@ def attend(
     """
     needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
     if resolve_impl(impl, q.shape[-2], q.device, needs_grad) == "sdpa":
-        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=scale)
+        return fused_attention(q, k, v, scale, dropout_p, sdpa_batch_limit(q.device))
     *batch, n, c = q.shape
     q, k, v = (z.reshape(-1, z.shape[-2], z.shape[-1]) for z in (q, k, v))
     # the scale is applied inside the matrix product (no extra pass over the logits, forward or backward)
@@ -75,3 +80,23 @@ def attend(
     if dropout_p > 0.0:
         weights = F.dropout(weights, p=dropout_p)
     return torch.bmm(weights, v).view(*batch, n, v.shape[-1])
+
+
+def sdpa_batch_limit(device: torch.device) -> int | None:
+    """The largest batch one fused SDPA call takes on ``device`` (``None``: no limit)."""
+    return SDPA_MAX_BATCH_CUDA if device.type == "cuda" else None
+
+
+def fused_attention(
+    q: Tensor, k: Tensor, v: Tensor, scale: float, dropout_p: float = 0.0, max_batch: int | None = None
+) -> Tensor:
+    """``F.scaled_dot_product_attention`` on ``(B, ..., N, c)``, at most ``max_batch`` of B per call."""
+    if max_batch is None or q.shape[0] <= max_batch:
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=scale)
+    chunks = zip(q.split(max_batch), k.split(max_batch), v.split(max_batch), strict=True)
+    return torch.cat(
+        [
+            F.scaled_dot_product_attention(qc, kc, vc, dropout_p=dropout_p, scale=scale)
+            for qc, kc, vc in chunks
+        ]
+    )
