@@ -146,3 +146,24 @@ def test_init_from_keeps_the_new_tasks_energy_bins(tmp_path: Path) -> None:
     assert "encoder.embed.weight" in loaded and "calorie_head.bin_centers" not in loaded
     assert torch.equal(target.encoder.embed.weight, source.encoder.embed.weight)
     np.testing.assert_allclose(target.calorie_head.bin_centers.numpy(), np.arange(50) * 10.0 + 5.0)
+
+
+def test_corrupted_member_is_caught_by_its_checksum(tmp_path: Path) -> None:
+    import zipfile
+
+    weights = torch.arange(4096, dtype=torch.float32)
+    torch.save({"w": weights}, tmp_path / "ok.pt")
+    with zipfile.ZipFile(tmp_path / "ok.pt") as archive:  # where the tensor's bytes lie in the file
+        info = max(archive.infolist(), key=lambda i: i.file_size)
+        with archive.open(info) as member:
+            start = member._fileobj.tell()  # type: ignore[attr-defined]
+    data = bytearray((tmp_path / "ok.pt").read_bytes())
+    data[start + 100 : start + 200] = bytes(100)  # flipped bits inside the tensor, the zip layout intact
+    (tmp_path / "bad.pt").write_bytes(data)
+    loaded = torch.load(tmp_path / "bad.pt", weights_only=True)  # torch itself does not notice ...
+    assert not torch.equal(loaded["w"], weights)
+    with pytest.raises(
+        ValueError, match=rf"bad.pt: corrupted checkpoint \(checksum mismatch in .*{info.filename}"
+    ):
+        load_torch_file(tmp_path / "bad.pt", ValueError)  # ... the archive's CRC-32 does
+    assert torch.equal(load_torch_file(tmp_path / "ok.pt", ValueError)["w"], weights)

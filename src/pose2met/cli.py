@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -21,11 +22,11 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import Logger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from pose2met.atomic import write_atomic
 from pose2met.data.datamodule import Pose2MetDataModule
-from pose2met.lit.callbacks import StageAwareCheckpoint, run_dir
+from pose2met.lit.callbacks import StageAwareCheckpoint, is_interrupt, run_dir
 from pose2met.lit.checkpoint import CHECKPOINT_META_KEY, CheckpointError, describe_mismatch, model_meta
 from pose2met.lit.task import Pose2MetTask, TrainingDiverged
 from pose2met.safe_load import check_checkpoint_path
@@ -62,6 +63,23 @@ def input_error(err: BaseException) -> ValueError | FileNotFoundError | None:
     return None
 
 
+def check_results_json(path: str | None) -> None:
+    """Fail before any work, not after hours of training, if ``--results_json`` cannot be written."""
+    if not path:
+        return
+    if Path(path).is_dir():
+        raise ValueError(f"--results_json {path}: is a folder; expected a file name such as run.json")
+    folder = Path(path).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(
+            f"--results_json {path}: cannot create the folder {folder} ({err.strerror})"
+        ) from None
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"--results_json {path}: the folder {folder} is not writable")
+
+
 class Pose2MetSaveConfig(SaveConfigCallback):
     """Writes the resolved config next to the run and, with W&B, into the run's config."""
 
@@ -70,7 +88,14 @@ class Pose2MetSaveConfig(SaveConfigCallback):
             return
         folder = run_dir(trainer)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / self.config_filename).write_text(self.parser.dump(self.config, skip_none=False))
+        target = folder / self.config_filename
+        if trainer.logger is None:  # no run folder: runs share default_root_dir, keep each one's config
+            stem, suffix = target.stem, target.suffix
+            version = 0
+            while target.exists():
+                version += 1
+                target = folder / f"{stem}-v{version}{suffix}"
+        target.write_text(self.parser.dump(self.config, skip_none=False))
         if isinstance(trainer.logger, WandbLogger):
             config = json.loads(self.parser.dump(self.config, skip_none=False, format="json"))
             trainer.logger.experiment.config.update(config, allow_val_change=True)
@@ -111,9 +136,7 @@ class Pose2MetCLI(LightningCLI):
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
         # kept until the model exists, for check_checkpoint_fits (no second read of the file)
         self._checked_checkpoint = read_lightning_checkpoint(ckpt_path)
-        results = self.config[subcommand].get("results_json") if subcommand else None
-        if results and Path(results).is_dir():
-            raise ValueError(f"--results_json {results}: is a folder; expected a file name such as run.json")
+        check_results_json(self.config[subcommand].get("results_json") if subcommand else None)
 
     def _parse_ckpt_path(self) -> None:
         """Keep the config's model settings: Lightning would replace them with those saved in
@@ -182,18 +205,22 @@ class Pose2MetCLI(LightningCLI):
                 "the run saved (config.yaml in its run folder) with --config"
             )
 
-    def before_fit(self) -> None:
+    def _before_run(self) -> None:
+        """Check that the checkpoint fits the config, and start the clock of ``--results_json``."""
         self.check_checkpoint_fits()
         self._started = time.perf_counter()
 
+    def before_fit(self) -> None:
+        self._before_run()
+
     def before_validate(self) -> None:
-        self.check_checkpoint_fits()
+        self._before_run()
 
     def before_test(self) -> None:
-        self.check_checkpoint_fits()
+        self._before_run()
 
     def before_predict(self) -> None:
-        self.check_checkpoint_fits()
+        self._before_run()
 
     def after_fit(self) -> None:
         if not self.config_get("test_after_fit") or self.trainer.fast_dev_run or self.trainer.interrupted:
@@ -207,7 +234,7 @@ class Pose2MetCLI(LightningCLI):
     def after_test(self) -> None:
         if self.subcommand == "test":
             metrics = {k: v for k, v in self.trainer.callback_metrics.items() if k.startswith("test/")}
-            self.write_results([metrics], self.config_get("ckpt_path"))
+            self.write_results([metrics], self.config_init[self.subcommand].get("ckpt_path"))
 
     def write_results(self, results: list[dict[str, float]], checkpoint: str | None) -> None:
         """Write ``--results_json`` (rank zero, atomically): test metrics, parameters, folders, wall time."""
@@ -260,32 +287,49 @@ def same_model(meta: object, expected: dict[str, Any]) -> bool:
 
 
 def alias_in_folder(folder: Path, alias: str) -> Path | None:
-    """``last.ckpt``, or the newest ``best-*.ckpt``, in one checkpoint folder."""
-    if alias == "last":
-        return folder / "last.ckpt" if (folder / "last.ckpt").is_file() else None
-    best = sorted(folder.glob("best-*.ckpt"), key=lambda p: p.stat().st_mtime)
-    return best[-1] if best else None
+    """The newest ``last.ckpt`` (or ``last-vN.ckpt`` of a later run into the same folder), or the newest
+    ``best-*.ckpt``, in one checkpoint folder."""
+    pattern = "last*.ckpt" if alias == "last" else "best-*.ckpt"
+    found = sorted(folder.glob(pattern), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
+
+
+def recorded_best(ckpt: object) -> Path | None:
+    """The best checkpoint a run's checkpoint callback recorded (after a resume it may lie in an
+    earlier run's folder), if that file still exists."""
+    states = ckpt.get("callbacks") if isinstance(ckpt, dict) else None
+    for key, state in (states or {}).items():
+        if key.startswith(("StageAwareCheckpoint", "ModelCheckpoint")) and isinstance(state, dict):
+            path = state.get("best_model_path")
+            if path and Path(path).is_file():
+                return Path(path)
+    return None
 
 
 def latest_run_checkpoint(
     experiment: Path, alias: str, expected: dict[str, Any] | None = None
 ) -> Path | None:
-    """``last.ckpt`` (or the ``best-*.ckpt``) of the newest run under ``experiment`` of this model.
+    """``last.ckpt`` (or the best checkpoint) of the newest run under ``experiment`` of this model.
 
     Runs are ordered by the time of their ``last.ckpt``; with ``expected`` (a :func:`model_meta`),
     runs of another recipe in the same folder (W&B puts all runs of a project side by side) are
-    skipped.
+    skipped. ``best`` is the best checkpoint the run recorded, else its newest ``best-*.ckpt``. An
+    unreadable ``last.ckpt`` newer than the match is an error, not silently passed over.
     """
     runs = sorted(experiment.glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
     for last in runs[:ALIAS_SEARCH_RUNS]:
-        if expected is not None:
-            try:
-                ckpt = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
-            except Exception:  # unreadable: not a candidate (a clear error comes if it is chosen by path)
-                continue
-            if not same_model(ckpt.get(CHECKPOINT_META_KEY) if isinstance(ckpt, dict) else None, expected):
-                continue
-        return alias_in_folder(last.parent, alias)
+        try:
+            ckpt = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+        except Exception as err:  # noqa: BLE001 - any failure to read means the same to the user
+            raise CheckpointError(
+                f"{last}: the newest last.ckpt under {experiment} is unreadable ({type(err).__name__}); "
+                "delete it or pass --ckpt_path FILE"
+            ) from None
+        if expected is not None and not same_model(
+            ckpt.get(CHECKPOINT_META_KEY) if isinstance(ckpt, dict) else None, expected
+        ):
+            continue
+        return (recorded_best(ckpt) if alias == "best" else None) or alias_in_folder(last.parent, alias)
     return None
 
 
@@ -302,6 +346,26 @@ def cli_main(args: list[str] | None = None) -> Pose2MetCLI:
         args=args,
         auto_configure_optimizers=False,
     )
+
+
+EXIT_SIGTERM = 128 + signal.SIGTERM
+
+
+def describe_failure(err: BaseException) -> tuple[int, str] | None:
+    """``(exit code, one line)`` for a failure the user caused or asked for; ``None`` for a bug."""
+    if isinstance(err, SIGTERMException):  # Lightning stops at a step boundary after SIGTERM
+        return EXIT_SIGTERM, "stopped by SIGTERM; resume with --ckpt_path last"
+    if isinstance(err, RuntimeError) and is_interrupt(err):  # a loader worker killed with the group
+        return EXIT_SIGTERM, f"stopped by a signal ({err}); resume with --ckpt_path last"
+    if isinstance(err, (MisconfigurationException, TrainingDiverged)):
+        return (1 if isinstance(err, TrainingDiverged) else EXIT_INPUT_ERROR), str(err)
+    if isinstance(err, INPUT_ERRORS) and (cause := input_error(err)) is not None:
+        return EXIT_INPUT_ERROR, str(cause)
+    if isinstance(err, OSError) and err.filename is not None and not isinstance(err, FileNotFoundError):
+        return 1, f"{err.filename}: {err.strerror}"  # a folder that is read-only, a full disk, ...
+    if type(err).__module__.startswith("wandb") and type(err).__name__ == "UsageError":
+        return EXIT_INPUT_ERROR, f"W&B: {err} (or log offline: --trainer.logger.init_args.online false)"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -330,13 +394,13 @@ def main(argv: list[str] | None = None) -> int:
     # the command line itself is read by LightningCLI (it warns when given both it and an equal list)
     try:
         cli_main(None if argv == sys.argv[1:] else argv)
-    except (*INPUT_ERRORS, MisconfigurationException, TrainingDiverged) as err:
-        # our input checks; Lightning's check of trainer settings; a diverged run (exit 1)
-        cause = err if isinstance(err, (MisconfigurationException, TrainingDiverged)) else input_error(err)
-        if cause is None or os.environ.get("POSE2MET_TRACEBACK"):
+    except BaseException as err:  # noqa: BLE001 - re-raised unless it is one of the failures below
+        failure = describe_failure(err)
+        if failure is None or os.environ.get("POSE2MET_TRACEBACK"):
             raise
-        print(f"error: {cause}", file=sys.stderr)
-        return 1 if isinstance(err, TrainingDiverged) else EXIT_INPUT_ERROR
+        code, message = failure
+        print(f"error: {message}", file=sys.stderr)
+        return code
     return 0
 
 

@@ -58,9 +58,24 @@ def load_torch_file(
         raise error(f"{path}: checkpoint file not found")
     try:
         with torch.serialization.safe_globals(list(allowed_globals)), quiet_protocol_warning():
-            return torch.load(path, map_location="cpu", weights_only=True)
+            content = torch.load(path, map_location="cpu", weights_only=True)
     except LOAD_ERRORS as err:
         raise error(f"{path}: not a readable PyTorch checkpoint ({describe_load_error(err)})") from err
+    damaged = damaged_member(path)
+    if damaged is not None:  # torch.load does not check the archive's checksums
+        raise error(f"{path}: corrupted checkpoint (checksum mismatch in {damaged}); save or copy it again")
+    return content
+
+
+def damaged_member(path: Path) -> str | None:
+    """The first member of a zip-format ``torch.save`` file whose CRC-32 does not match its bytes."""
+    if not zipfile.is_zipfile(path):
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip()
+    except (zipfile.BadZipFile, OSError) as err:
+        return f"the archive ({err})"
 
 
 #: ``ckpt_path`` values that Lightning resolves itself (not files).

@@ -191,6 +191,7 @@ BAD_INPUTS = {
     "all NaN": ("kp.npy", None),
     "wrong array shape": ("kp.npy", "shape"),
     "not json": ("kp.json", b"{not json"),
+    "truncated npz": ("kp.npz", "truncated"),
 }
 
 
@@ -204,6 +205,9 @@ def test_bad_inputs_exit_nonzero_without_output(
         np.save(inp, np.full((10, 17, 3), np.nan))
     elif content == "shape":
         np.save(inp, np.zeros((10, 16, 3)))
+    elif content == "truncated":
+        np.savez(inp, keypoints=coco_sequence())
+        inp.write_bytes(inp.read_bytes()[:300])
     else:
         inp.write_bytes(content)
     out = tmp_path / "out.npz"
@@ -212,6 +216,53 @@ def test_bad_inputs_exit_nonzero_without_output(
     assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
     assert str(inp) in err
     assert list(tmp_path.iterdir()) == [inp]  # no output, no temporary file
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["--image-size", "inf", "800"], "--image-size: width and height must be positive finite"),
+        (["--fps", "inf"], "--fps must be a positive finite number"),
+        (["--fps", "1e-320"], "total_kcal is not finite"),
+        (["--min-score", "nan"], "--min-score must be a confidence in [0, 1]"),
+        (["--min-score", "2"], "--min-score must be a confidence in [0, 1]"),
+        (["--device", "meta"], "--device meta: expected cpu, cuda"),
+        (["huge coordinates"], "exceed float32"),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else None,
+)
+def test_bad_flag_values_are_one_line_without_output(
+    flags: list[str], words: str, unified_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    keypoints = coco_sequence()
+    if flags == ["huge coordinates"]:
+        keypoints[..., :2], flags = 1e300, []
+    np.save(tmp_path / "kp.npy", keypoints)
+    args = ["--checkpoint", str(unified_checkpoint), "--input", str(tmp_path / "kp.npy"), "--device", "cpu"]
+    if "--image-size" not in flags:
+        args += ["--image-size", str(W), str(H)]
+    assert infer_main([*args, *flags, "--output", str(tmp_path / "out.npz")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and words in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kp.npy"]
+
+
+def test_unwritable_folders_fail_before_any_work(
+    unified_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    np.save(tmp_path / "kp.npy", coco_sequence())
+    (tmp_path / "ro").mkdir()
+    figures = tmp_path / "figs"
+    writable = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: Path(p).name != "ro" and writable(p, mode))
+    for output, plot in (
+        (tmp_path / "ro" / "out.npz", figures),
+        (tmp_path / "out.npz", tmp_path / "ro" / "f"),
+    ):
+        assert run_infer(unified_checkpoint, tmp_path / "kp.npy", output, "--plot", str(plot)) == 2
+        err = capsys.readouterr().err.strip()
+        assert "ro is not writable" in err and err.count("\n") == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kp.npy", "ro"]  # no figures were drawn first
 
 
 def test_bad_checkpoints(unified_checkpoint: Path, checkpoint_3d_input: Path, tmp_path: Path, capsys) -> None:

@@ -66,6 +66,27 @@ def test_coco_results_gap_is_a_missing_frame(tmp_path: Path) -> None:
     assert raw.shape == (3, 17, 3) and np.isnan(raw[1]).all() and np.isfinite(raw[[0, 2]]).all()
 
 
+def test_malformed_json_names_the_file_and_frame(tmp_path: Path) -> None:
+    flat = coco_frame().reshape(-1).tolist()
+    xy = coco_frame()[:, :2].tolist()
+    cases = {
+        "far ids": ([{"image_id": 0, "keypoints": flat}, {"image_id": 10**12, "keypoints": flat}], "span"),
+        "instances": ([{"instances": 5}], "frame 0: 'instances' must be a list of persons, got int"),
+        "few scores": ([{"keypoints": xy, "keypoint_scores": [0.9] * 5}], "'keypoint_scores' must be 17"),
+        "text scores": ([{"keypoints": xy, "keypoint_scores": ["x"] * 17}], "'keypoint_scores' must be 17"),
+    }
+    for name, (content, words) in cases.items():
+        path = tmp_path / f"{name.replace(' ', '_')}.json"
+        path.write_text(json.dumps(content))
+        with pytest.raises(KeypointError, match=rf"^{path}: .*{words}") as info:
+            load_keypoints(path)
+        assert "\n" not in str(info.value), name
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(KeypointError, match=rf"^{deep}: not a readable JSON file"):
+        load_keypoints(deep)
+
+
 def test_clean_interpolates_low_confidence_and_missing() -> None:
     t = np.arange(6, dtype=float)
     raw = np.zeros((6, 17, 3))

@@ -113,6 +113,7 @@ ENC = "--model.init_args.encoder.init_args."
         (["--model.init_args.optimizer.init_args.lr", "-1"], ("model.init_args.optimizer", "learning rate")),
         (["--trainer.enable_progress_bar", "false"], ("enable_progress_bar=False", "RichProgressBar")),
         (["--results_json", "."], ("--results_json .: is a folder",)),
+        (["--results_json", "/dev/null/run.json"], ("--results_json /dev/null/run.json: cannot create",)),
     ],
 )
 def test_values_rejected_by_torch_or_lightning_are_one_line(
@@ -273,3 +274,98 @@ def test_ckpt_alias_uses_a_fixed_checkpoint_folder(
     ]
     cli = cli_main([*args, "--ckpt_path", "last"])
     assert Path(cli.config_init.test.ckpt_path) == fixed / "last.ckpt"
+
+
+def test_interrupts_and_system_errors_are_one_line() -> None:
+    import errno
+
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from pose2met.cli import describe_failure
+
+    assert describe_failure(SIGTERMException()) == (143, "stopped by SIGTERM; resume with --ckpt_path last")
+    killed = RuntimeError("DataLoader worker (pid 4242) is killed by signal: Terminated. ")
+    code, message = describe_failure(killed)  # type: ignore[misc]
+    assert code == 143 and "pid 4242" in message and "--ckpt_path last" in message
+    assert describe_failure(OSError(errno.EROFS, "Read-only file system", "/runs/x")) == (
+        1,
+        "/runs/x: Read-only file system",
+    )
+    usage_error = type("UsageError", (Exception,), {"__module__": "wandb.errors.errors"})
+    code, message = describe_failure(usage_error("No API key configured."))  # type: ignore[misc]
+    assert code == 2 and message.startswith("W&B: No API key configured.") and "online false" in message
+    # bugs keep their traceback
+    for bug in (RuntimeError("shape mismatch"), OSError("no file name"), KeyError("x"), SystemExit(2)):
+        assert describe_failure(bug) is None
+
+
+def _fake_run(folder: Path, best: Path | None = None, meta: dict | None = None) -> Path:
+    """A run folder whose last.ckpt records ``best`` as its checkpoint callback's best model."""
+    folder.mkdir(parents=True)
+    state = {"StageAwareCheckpoint{'monitor': 'val/loss'}": {"best_model_path": str(best) if best else ""}}
+    torch.save({"callbacks": state, "pose2met_meta": meta}, folder / "last.ckpt")
+    return folder / "last.ckpt"
+
+
+def test_alias_resolution_follows_the_newest_run_and_its_recorded_best(tmp_path: Path) -> None:
+    from pose2met.cli import alias_in_folder, latest_run_checkpoint
+
+    exp = tmp_path / "exp"
+    old_best = exp / "version_0" / "checkpoints" / "best-000.ckpt"
+    _fake_run(old_best.parent)
+    torch.save({}, old_best)
+    os.utime(old_best.parent / "last.ckpt", (1, 1))  # the older run
+    # the resumed run's own best is worse; its callback still ranks the earlier folder's best first
+    newer = _fake_run(exp / "version_1" / "checkpoints", best=old_best)
+    torch.save({}, newer.parent / "best-003.ckpt")
+    assert latest_run_checkpoint(exp, "best") == old_best
+    assert latest_run_checkpoint(exp, "last") == newer
+    old_best.unlink()  # the recorded best is gone: the run's own newest best-*.ckpt
+    assert latest_run_checkpoint(exp, "best") == newer.parent / "best-003.ckpt"
+    # one folder for every run (--checkpoint.dirpath): the newest last*.ckpt, not the first run's
+    fixed = tmp_path / "fixed"
+    fixed.mkdir()
+    torch.save({}, fixed / "last.ckpt")
+    os.utime(fixed / "last.ckpt", (1, 1))
+    torch.save({}, fixed / "last-v1.ckpt")
+    assert alias_in_folder(fixed, "last") == fixed / "last-v1.ckpt"
+    # an unreadable newest last.ckpt (a save that died) is named, not passed over for an older run
+    (newer.parent / "last.ckpt").write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(
+        ValueError, match=r"version_1/checkpoints/last.ckpt: the newest last.ckpt .* unreadable"
+    ):
+        latest_run_checkpoint(exp, "last")
+
+
+def test_resumed_run_keeps_ranking_the_earlier_folders_best(tmp_path: Path) -> None:
+    from pose2met.lit.callbacks import StageAwareCheckpoint
+
+    earlier = tmp_path / "version_0" / "checkpoints"
+    earlier.mkdir(parents=True)
+    best, second = earlier / "best-000.ckpt", earlier / "best-001.ckpt"
+    for path in (best, second):
+        torch.save({}, path)
+    state = {
+        "dirpath": str(earlier),
+        "best_model_score": torch.tensor(1.0),
+        "best_model_path": str(best),
+        "best_k_models": {str(second): torch.tensor(2.0), str(best): torch.tensor(1.0), "/gone.ckpt": 0.5},
+        "kth_best_model_path": str(second),
+        "kth_value": torch.tensor(2.0),
+        "last_model_path": str(earlier / "last.ckpt"),
+    }
+    callback = StageAwareCheckpoint(
+        dirpath=tmp_path / "version_1" / "checkpoints", monitor="val/loss", save_top_k=2
+    )
+    callback.load_state_dict(state)
+    assert (callback.best_model_path, float(callback.best_model_score)) == (str(best), 1.0)
+    assert (callback.kth_best_model_path, float(callback.kth_value)) == (str(second), 2.0)
+    assert list(callback.best_k_models) == [str(best), str(second)]  # the vanished file is dropped
+    trainer = SimpleNamespace(strategy=SimpleNamespace(remove_checkpoint=os.remove))
+    callback._remove_checkpoint(trainer, str(second))  # outranked by the resumed run: kept on disk
+    assert second.is_file()
+    own = Path(callback.dirpath) / "best-002.ckpt"
+    own.parent.mkdir(parents=True)
+    torch.save({}, own)
+    callback._remove_checkpoint(trainer, str(own))  # the run's own outranked file goes as usual
+    assert not own.exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,6 +17,7 @@ from pose2met.cli import cli_main, main
 from pose2met.data.datamodule import Pose2MetDataModule
 from pose2met.lit import EnergyTask, HPETask, TrainingStage
 from pose2met.lit.callbacks import StageAwareCheckpoint
+from pose2met.lit.checkpoint_io import AtomicCheckpointIO
 from pose2met.models import STAPFormer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -248,6 +251,89 @@ def test_resume_mid_epoch_gives_same_metrics(synthmet_tiny: Path, tmp_path: Path
         assert resumed[key] == pytest.approx(full[key], rel=1e-6, abs=1e-6), key
 
 
+class InterruptAt(Callback):
+    """After ``step`` optimizer steps: ``signals`` sent to this process during the next backward, or
+    a ``KeyboardInterrupt`` at the next batch's start (Ctrl-C while the loader works)."""
+
+    def __init__(self, step: int, signals: tuple[int, ...] = ()) -> None:
+        self.step, self.signals = step, signals
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args) -> None:
+        if trainer.global_step == self.step and not self.signals:
+            raise KeyboardInterrupt
+
+    def on_before_backward(self, trainer: L.Trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            for sig in self.signals:
+                os.kill(os.getpid(), sig)
+
+
+def _interruptible_run(
+    data: Path, root: Path, interrupt: InterruptAt | None = None, ckpt_path: str | None = None
+) -> dict[str, float]:
+    """The recipe's checkpointing (last + best by val/loss), validating only at the end of epoch 2."""
+    L.seed_everything(7, workers=True)
+    task = HPETask(tiny_encoder(dropout=0.1))
+    ckpt = StageAwareCheckpoint(dirpath=root, monitor="val/loss", save_last=True, filename="best-{epoch:03d}")
+    trainer = tiny_trainer(
+        root,
+        max_epochs=2,
+        limit_train_batches=4,
+        check_val_every_n_epoch=2,
+        deterministic=True,
+        callbacks=[ckpt] + ([interrupt] if interrupt else []),
+        enable_checkpointing=True,
+    )
+    sigint = signal.getsignal(signal.SIGINT)  # Lightning ignores Ctrl-C after an interrupt
+    try:
+        trainer.fit(
+            task, datamodule=datamodule(data, max_train_clips=16, flip_augment=True), ckpt_path=ckpt_path
+        )
+    finally:
+        signal.signal(signal.SIGINT, sigint)
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+
+
+@pytest.mark.parametrize(
+    ("signals", "saved_step"),
+    [((), 6), ((signal.SIGINT,), 7), ((signal.SIGTERM,), 7), ((signal.SIGINT, signal.SIGINT), None)],
+    ids=["ctrl-c-in-loader", "ctrl-c-in-step", "sigterm-in-step", "ctrl-c-twice"],
+)
+def test_interrupt_saves_last_and_resumes_exactly(
+    synthmet_tiny: Path, tmp_path: Path, signals: tuple[int, ...], saved_step: int | None
+) -> None:
+    with pytest.raises(SystemExit):  # Lightning exits after Ctrl-C; SIGTERM's exception is a SystemExit
+        _interruptible_run(synthmet_tiny, tmp_path / "killed", InterruptAt(6, signals))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    last = tmp_path / "killed" / "last.ckpt"
+    assert not list((tmp_path / "killed").glob("best-*.ckpt"))  # no validation ran
+    if saved_step is None:  # a second Ctrl-C stops inside the step, whose state is half updated
+        assert not last.exists()
+        return
+    assert torch.load(last, weights_only=False)["global_step"] == saved_step  # mid second epoch
+    full = _interruptible_run(synthmet_tiny, tmp_path / "full")
+    resumed = _interruptible_run(synthmet_tiny, tmp_path / "resumed", ckpt_path=str(last))
+    assert full.keys() == resumed.keys() and "val/mpjpe" in full
+    for key in full:
+        assert resumed[key] == pytest.approx(full[key], rel=1e-6, abs=1e-6), key
+
+
+def test_checkpoint_writes_never_truncate_the_previous_file(tmp_path: Path) -> None:
+    io = AtomicCheckpointIO()
+    target = tmp_path / "ckpts" / "last.ckpt"
+    io.save_checkpoint({"step": 1}, target)
+    assert torch.load(target)["step"] == 1
+
+    class Unpicklable:
+        def __reduce__(self) -> tuple:
+            raise OSError(28, "No space left on device")  # a write that fails halfway
+
+    with pytest.raises(OSError, match="No space"):
+        io.save_checkpoint({"step": 2, "bad": Unpicklable()}, target)
+    assert torch.load(target)["step"] == 1  # the previous checkpoint is intact
+    assert sorted(p.name for p in target.parent.iterdir()) == ["last.ckpt"]  # no temporary file left
+
+
 def test_energy_task_on_data_without_kcal_fails_clearly(tmp_path: Path, synthmet_tiny: Path) -> None:
     import h5py
 
@@ -331,9 +417,14 @@ def test_cli_results_json_after_fit(synthmet_tiny: Path, tmp_path: Path) -> None
     test_out = tmp_path / "results" / "test.json"
     test_args = ["test", *args[1:], *extra[:-1], str(test_out), "--ckpt_path", record["checkpoint"]]
     assert main(test_args) == 0
-    tested = json.loads(test_out.read_text())["metrics"]
+    tested = json.loads(test_out.read_text())
     for key in ("test/mpjpe", "test/p_mpjpe"):
-        assert tested[key] == pytest.approx(record["metrics"][key], rel=1e-6), key
+        assert tested["metrics"][key] == pytest.approx(record["metrics"][key], rel=1e-6), key
+    assert tested["checkpoint"] == record["checkpoint"] and tested["wall_s"] > 0
+    # an alias is recorded as the file it resolved to
+    assert main([*test_args[:-1], "last"]) == 0
+    resolved = json.loads(test_out.read_text())["checkpoint"]
+    assert Path(resolved).name == "last.ckpt" and Path(resolved).parent == Path(record["checkpoint"]).parent
 
 
 def test_cli_bad_checkpoint_or_data_gives_one_line(

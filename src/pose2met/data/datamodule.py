@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from pose2met.data.clips import ClipTable, centered_clips, cover_clips, evenly_spaced, train_clips
 from pose2met.data.datasets import ClipDataset
 from pose2met.data.h5format import SPLITS, SchemaError
+from pose2met.data.interrupts import leave_stop_signals_to_the_main_process
 from pose2met.data.reader import Pose2MetFile
 from pose2met.data.resumable import ResumableDataLoader
 
@@ -268,6 +269,7 @@ class Pose2MetDataModule(L.LightningDataModule):
             "num_workers": hp.num_workers,
             "persistent_workers": hp.persistent_workers and hp.num_workers > 0,
             "pin_memory": pin,
+            "worker_init_fn": leave_stop_signals_to_the_main_process if hp.num_workers > 0 else None,
         }
 
     def _require(self, role: str) -> ClipDataset:

@@ -40,3 +40,16 @@ def interrupted_message(error: BaseException, output: object) -> tuple[str, int]
     signum = signal.SIGTERM if isinstance(error, Terminated) else signal.SIGINT
     text = f"error: interrupted ({signal.Signals(signum).name}); {output} was not written or changed"
     return text, 128 + int(signum)
+
+
+def leave_stop_signals_to_the_main_process(worker_id: int = 0) -> None:
+    """DataLoader ``worker_init_fn``: a worker outlives the first SIGINT or SIGTERM sent to the whole
+    process group (Ctrl-C in a terminal, a scheduler stopping a job), so the training process can
+    finish its step and save ``last.ckpt``; the main process's own stop (``terminate()``, a second
+    SIGTERM) still ends it at once, and torch ends a worker whose parent died."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_on_second_sigterm)
+
+
+def _exit_on_second_sigterm(signum: int, frame: FrameType | None) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the next one ends the worker

@@ -9,6 +9,7 @@ in which case no output file is written. An existing output file is refused befo
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -66,6 +67,8 @@ def _device(name: str) -> str:
         raise InferenceError(f"--device {name!r}: {err}") from err
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InferenceError(f"--device {name}: CUDA is not available on this machine")
+    if device.type not in ("cpu", "cuda"):
+        raise InferenceError(f"--device {name}: expected cpu, cuda, cuda:N or auto")
     return name
 
 
@@ -90,9 +93,20 @@ def _inputs(args: argparse.Namespace, *flags: str) -> dict[str, str | None]:
 
 def _output(args: argparse.Namespace, suffixes: tuple[str, ...], *input_flags: str) -> Path:
     """Check ``--output`` up front: suffix, folder, not an input file, existing only with ``--overwrite``."""
-    return check_new_output(
+    output = check_new_output(
         args.output, suffixes, overwrite=args.overwrite, inputs=_inputs(args, *input_flags)
     )
+    _check_writable_folder(output, "--output")
+    return output
+
+
+def _check_writable_folder(path: Path, flag: str) -> None:
+    """Fail before any work if the folder ``path`` goes into exists and cannot be written."""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # created later: the first existing ancestor must be writable
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"{flag} {path.parent}: the folder {folder} is not writable")
 
 
 def _load(args: argparse.Namespace) -> LoadedModel:
@@ -140,6 +154,10 @@ def _infer(args: argparse.Namespace) -> None:
             raise InferenceError('--mp4 needs ffmpeg, none found: pip install "pose2met[video]" or use --gif')
     if args.stride is not None and args.stride < 1:
         raise InferenceError(f"--stride must be >= 1, got {args.stride}")
+    if not 0.0 <= args.min_score <= 1.0:  # also refuses NaN
+        raise InferenceError(f"--min-score must be a confidence in [0, 1], got {args.min_score}")
+    if args.plot:
+        _check_writable_folder(Path(args.plot) / "x", "--plot")
     if args.root_depth is not None and not is_positive_number(args.root_depth):
         raise InferenceError(
             f"--root-depth must be a positive number of millimetres, got {args.root_depth:g}"
@@ -164,9 +182,9 @@ def _infer(args: argparse.Namespace) -> None:
         root_depth_mm=args.root_depth, body_height_mm=args.body_height,
     )  # fmt: skip
     record = run_inference(loaded, keypoints, settings)
+    write_result(output, record)  # first: a failed write leaves earlier figures as they were
     if args.plot:
         _plots(record, Path(args.plot), args)
-    write_result(output, record)
     missing = int(record["missing_frames"].sum())
     summary = f"wrote {output} ({record['num_frames']} frames, {len(record['window_start'])} windows"
     if missing:
@@ -314,6 +332,10 @@ def _attention(args: argparse.Namespace) -> None:
     else:
         if args.image_size is None:
             raise InferenceError("--input needs --image-size W H")
+        if not all(is_positive_number(v) for v in args.image_size):
+            raise InferenceError(
+                f"--image-size: width and height must be positive finite numbers, got {args.image_size}"
+            )
         kp = clean_keypoints(load_keypoints(args.input, args.layout), source=args.input)
         x = torch.from_numpy(model_input(kp, *args.image_size))[: loaded.window][None]
     x = x.to(device=param.device, dtype=param.dtype)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,7 +117,11 @@ def _person_array(person: Any, where: str) -> np.ndarray | None:
         raise KeypointError(f"{where}: 'keypoints' is not a numeric array ({err})") from err
     scores = person.get("keypoint_scores", person.get("scores"))
     if kp.size == NUM_COCO * 2 and scores is not None:
-        kp = np.concatenate([kp.reshape(NUM_COCO, 2), np.asarray(scores, np.float64).reshape(NUM_COCO, 1)], 1)
+        try:
+            score = np.asarray(scores, np.float64).reshape(NUM_COCO, 1)
+        except (TypeError, ValueError):
+            raise KeypointError(f"{where}: 'keypoint_scores' must be {NUM_COCO} numbers") from None
+        kp = np.concatenate([kp.reshape(NUM_COCO, 2), score], 1)
     if kp.size != NUM_COCO * 3:
         raise KeypointError(
             f"{where}: expected {NUM_COCO} COCO keypoints as [x, y, score] (51 values or 17 x 3, or "
@@ -148,8 +153,18 @@ def _frame_array(frame: Any, where: str) -> np.ndarray | None:
     if isinstance(frame, list):
         return _best_person(frame, where)
     if isinstance(frame, dict) and "instances" in frame:
-        return _best_person(frame["instances"] or [], where)
+        instances = frame["instances"] or []
+        if not isinstance(instances, list):
+            raise KeypointError(
+                f"{where}: 'instances' must be a list of persons, got {type(instances).__name__}"
+            )
+        return _best_person(instances, where)
     return _person_array(frame, where)
+
+
+#: Integer ``image_id`` values are frame numbers, missing frames filled by interpolation; a range over
+#: this many times more frames than there are images is not one video.
+MAX_FRAME_SPAN_PER_DETECTION = 100
 
 
 def _coco_results(detections: list[dict], where: str) -> np.ndarray:
@@ -159,6 +174,12 @@ def _coco_results(detections: list[dict], where: str) -> np.ndarray:
         groups.setdefault(det.get("image_id"), []).append(det)
     ids = list(groups)
     if all(isinstance(i, int) for i in ids):
+        span = max(ids) - min(ids) + 1
+        if span > MAX_FRAME_SPAN_PER_DETECTION * len(ids):  # ids are frame numbers, with gaps filled
+            raise KeypointError(
+                f"{where}: image_id values {min(ids)}..{max(ids)} span {span} frames for {len(ids)} "
+                "images; expected consecutive frame numbers (renumber the images of one video)"
+            )
         frames = list(range(min(ids), max(ids) + 1))
     else:
         frames = sorted(ids, key=str)
@@ -174,7 +195,7 @@ def read_json(path: Path) -> np.ndarray:
     """A COCO-17 JSON file (layouts in the module docstring) -> ``(T, 17, 3)``, NaN for missing frames."""
     try:
         data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         raise KeypointError(f"{path}: not a readable JSON file ({err})") from err
     if isinstance(data, dict):
         key = next((k for k in ("frames", "annotations", "predictions") if k in data), None)
@@ -201,23 +222,25 @@ def read_array(path: Path) -> np.ndarray:
     """``.npy`` / ``.npz`` -> float ``(T, 17, 3)`` (a ``(T, 17, 2)`` array gets score 1)."""
     try:
         loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as err:
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                keys = list(loaded.files)
+                if "keypoints" in keys:
+                    key = "keypoints"
+                elif len(keys) == 1:
+                    key = keys[0]
+                else:
+                    raise KeypointError(
+                        f"{path}: expected a 'keypoints' array or a single array, got keys {keys}"
+                    )
+                arr, where = loaded[key], f"{path}['{key}']"
+        else:
+            arr, where = loaded, str(path)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:  # a truncated .npy or .npz
+        if isinstance(err, KeypointError):
+            raise
         raise KeypointError(f"{path}: not a readable NumPy file ({err})") from err
-    if isinstance(loaded, np.lib.npyio.NpzFile):
-        with loaded:
-            keys = list(loaded.files)
-            if "keypoints" in keys:
-                key = "keypoints"
-            elif len(keys) == 1:
-                key = keys[0]
-            else:
-                raise KeypointError(
-                    f"{path}: expected a 'keypoints' array or a single array, got keys {keys}"
-                )
-            arr, where = loaded[key], f"{path}['{key}']"
-    else:
-        arr, where = loaded, str(path)
-    if not np.issubdtype(arr.dtype, np.number):
+    if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
         raise KeypointError(f"{where}: expected a numeric array, got dtype {arr.dtype}")
     if arr.ndim != 3 or arr.shape[1] != NUM_JOINTS or arr.shape[2] not in (2, 3):
         raise KeypointError(f"{where}: expected shape (T, 17, 3) or (T, 17, 2), got {arr.shape}")

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from pose2met.checks import is_positive_number
 from pose2met.compat import OfficialWeightsError, load_official_stapformer
 from pose2met.data.transforms import flip_pose, normalize_2d
 from pose2met.infer.keypoints import Keypoints2D
@@ -195,12 +196,21 @@ def run_inference(loaded: LoadedModel, keypoints: Keypoints2D, settings: Inferen
     ``total_kcal`` over ``T / fps`` seconds.
     """
     width, height = settings.image_size
-    if not (width > 0 and height > 0):
-        raise InferenceError(f"--image-size: width and height must be positive, got {width} x {height}")
-    if settings.fps is not None and not settings.fps > 0:
-        raise InferenceError(f"--fps must be positive, got {settings.fps}")
+    if not (is_positive_number(width) and is_positive_number(height)):
+        raise InferenceError(
+            f"--image-size: width and height must be positive finite numbers, got {width} x {height}"
+        )
+    if settings.fps is not None and not is_positive_number(settings.fps):
+        raise InferenceError(f"--fps must be a positive finite number, got {settings.fps}")
     first = next(iter(loaded.model.parameters()))
-    x = torch.from_numpy(model_input(keypoints, width, height)).to(device=first.device, dtype=first.dtype)
+    with np.errstate(over="ignore"):
+        normalized = model_input(keypoints, width, height).astype(np.float32)
+    if not np.isfinite(normalized).all():
+        raise InferenceError(
+            f"keypoints divided by --image-size {width:g} x {height:g} exceed float32: coordinates far "
+            "outside the image, or a wrong --image-size"
+        )
+    x = torch.from_numpy(normalized).to(device=first.device, dtype=first.dtype)
     try:
         out = run_windows(
             make_predict_fn(loaded, settings.flip), x, loaded.window, settings.stride, settings.batch_size
@@ -244,4 +254,15 @@ def run_inference(loaded: LoadedModel, keypoints: Keypoints2D, settings: Inferen
             units.append(f"total_kcal: kcal over the clip ({t} frames at {settings.fps:g} fps)")
     units.append("keypoints_2d: pixels (x, y) and confidence, h36m17 order, after filling gaps")
     record["units"] = "; ".join(units)
+    check_finite_outputs(record)
     return record
+
+
+def check_finite_outputs(record: dict[str, Any]) -> None:
+    """Refuse to write inf/NaN results (an extreme --fps, --root-depth or --body-height overflows)."""
+    for key in ("joints_3d_mm", "joints_3d_normalized", "root_depth_mm", "kcal_per_hour", "total_kcal"):
+        if key in record and not np.isfinite(np.asarray(record[key], dtype=np.float64)).all():
+            raise InferenceError(
+                f"{key} is not finite: check --image-size, --fps, --intrinsics, --root-depth and "
+                "--body-height for extreme values"
+            )

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import sys
+import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +17,23 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from pose2met.data.transforms import target_to_mm
+from pose2met.lit.checkpoint_io import use_atomic_checkpoint_io
 from pose2met.viz import kcal_scatter_figure, skeleton_comparison_figure
+
+#: Torch's error in the main process when SIGTERM or SIGINT to the process group killed a loader worker.
+WORKER_KILLED = re.compile(r"DataLoader worker \(pid \d+\) is killed by signal: (Terminated|Interrupt)")
+
+
+def is_interrupt(exception: BaseException) -> bool:
+    """Ctrl-C, SIGTERM (Lightning's exception), or a loader worker killed by either."""
+    if isinstance(exception, (KeyboardInterrupt, SIGTERMException)):
+        return True
+    return isinstance(exception, RuntimeError) and WORKER_KILLED.search(str(exception)) is not None
 
 
 def run_dir(trainer: L.Trainer) -> Path:
@@ -41,11 +60,101 @@ class StageAwareCheckpoint(ModelCheckpoint):
     without it are handled exactly as by ``ModelCheckpoint``. ``save_last`` is unaffected.
     """
 
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        use_atomic_checkpoint_io(trainer)
+
+    # ------------------------------------------------------------ interrupts
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """A first Ctrl-C lets the running step finish, then stops with ``last.ckpt`` saved; a second
+        stops at once. One process only: ranks of a DDP run could stop at different steps."""
+        self._stop_requested = False
+        self._default_sigint: Any = None
+        if (
+            self.save_last
+            and trainer.world_size == 1
+            and threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        ):
+            self._default_sigint = signal.signal(signal.SIGINT, self._request_stop)
+
+    def _request_stop(self, signum: int, frame: Any) -> None:
+        if self._stop_requested:
+            raise KeyboardInterrupt
+        self._stop_requested = True
+        print(
+            "\n[pose2met] Ctrl-C: stopping after this training step and saving last.ckpt "
+            "(Ctrl-C again stops at once)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def _restore_sigint(self) -> None:
+        if getattr(self, "_default_sigint", None) is not None:
+            signal.signal(signal.SIGINT, self._default_sigint)
+            self._default_sigint = None
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        if getattr(self, "_stop_requested", False):
+            raise KeyboardInterrupt
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        """Ctrl-C or SIGTERM while fitting: save ``last.ckpt`` so that ``--ckpt_path last`` resumes
+        from the interrupted step. Nothing is saved for other exceptions (the state may be broken) or
+        inside a step (its batch-norm statistics are half updated)."""
+        self._restore_sigint()
+        super().on_exception(trainer, pl_module, exception)
+        if not is_interrupt(exception):
+            return
+        if trainer.state.fn != TrainerFn.FITTING or trainer.fast_dev_run or trainer.sanity_checking:
+            return
+        progress = trainer.fit_loop.epoch_loop.batch_progress.current
+        if progress.started > progress.processed:
+            rank_zero_info("[pose2met] interrupted inside a training step: no checkpoint saved")
+        elif self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+            rank_zero_info(
+                f"[pose2met] interrupted: saved {self.last_model_path} (step {trainer.global_step})"
+            )
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._restore_sigint()
+        super().teardown(trainer, pl_module, stage)
+
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Lightning (2.6) saves ``last.ckpt`` here even under ``fast_dev_run``, which writes nothing else;
         # a later ``--ckpt_path last`` would then resume from the one-batch smoke run
+        self._restore_sigint()
         if not trainer.fast_dev_run:
             super().on_train_end(trainer, pl_module)
+
+    # ------------------------------------------------------------ resumed runs
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """A run resumed into a new folder (a new ``version_N``) keeps ranking the earlier folders' best
+        checkpoints (Lightning would start afresh and could pick a worse epoch as the best); their
+        files are never deleted (see :meth:`_remove_checkpoint`)."""
+        if state_dict.get("dirpath", self.dirpath) == self.dirpath:
+            super().load_state_dict(state_dict)
+            return
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The dirpath has changed")
+            super().load_state_dict(state_dict)
+        kept = {p: v for p, v in (state_dict.get("best_k_models") or {}).items() if os.path.isfile(p)}
+        if kept:
+            ranked = sorted(kept.items(), key=lambda item: float(item[1]), reverse=self.mode == "max")
+            self.best_k_models = dict(ranked)
+            self.best_model_path, self.best_model_score = ranked[0]
+            self.kth_best_model_path, self.kth_value = ranked[-1]
+
+    def _remove_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        if self.dirpath is not None and Path(filepath).parent != Path(self.dirpath):
+            return  # an earlier run's file, outranked after a resume: it stays where it is
+        super()._remove_checkpoint(trainer, filepath)
 
     def check_monitor_top_k(self, trainer: L.Trainer, current: torch.Tensor | None = None) -> bool:
         selectable = getattr(trainer.lightning_module, "selectable_epoch", None)

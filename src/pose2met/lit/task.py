@@ -395,12 +395,21 @@ class Pose2MetTask(L.LightningModule):
         """Store the model description (for :func:`pose2met.lit.checkpoint.load_model`) and RNG states.
 
         The torch RNG drives dropout (flips are seeded per item by the sampler); restoring it makes a
-        run resumed from a mid-epoch checkpoint continue exactly as the uninterrupted run.
+        run resumed from a mid-epoch checkpoint continue exactly as the uninterrupted run. The loader
+        position counts finished batches only: a checkpoint written by an interrupt after the next
+        batch was fetched resumes with that batch.
         """
         checkpoint[CHECKPOINT_META_KEY] = model_meta(self)
         rng = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             rng["cuda"] = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        trainer = self._trainer
+        if trainer is not None and trainer.training:
+            finished = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+            loop_state = checkpoint.get("loops", {}).get("fit_loop", {}).get("state_dict", {})
+            for state in loop_state.get("combined_loader", []):
+                if isinstance(state, dict) and "served" in state:  # a ResumableDataLoader's position
+                    state["served"] = finished
         checkpoint[RNG_KEY] = rng
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
