@@ -167,3 +167,15 @@ def test_corrupted_member_is_caught_by_its_checksum(tmp_path: Path) -> None:
     ):
         load_torch_file(tmp_path / "bad.pt", ValueError)  # ... the archive's CRC-32 does
     assert torch.equal(load_torch_file(tmp_path / "ok.pt", ValueError)["w"], weights)
+
+
+def test_checkpoints_saved_without_checksums_still_load(tmp_path: Path) -> None:
+    from torch.utils.serialization import config
+
+    weights = torch.arange(64, dtype=torch.float32)
+    config.save.compute_crc32 = False
+    try:
+        torch.save({"w": weights}, tmp_path / "nocrc.pt")
+    finally:
+        config.save.compute_crc32 = True
+    assert torch.equal(load_torch_file(tmp_path / "nocrc.pt", ValueError)["w"], weights)

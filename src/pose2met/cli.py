@@ -349,6 +349,7 @@ def cli_main(args: list[str] | None = None) -> Pose2MetCLI:
 
 
 EXIT_SIGTERM = 128 + signal.SIGTERM
+EXIT_SIGINT = 128 + signal.SIGINT
 
 
 def describe_failure(err: BaseException) -> tuple[int, str] | None:
@@ -356,7 +357,8 @@ def describe_failure(err: BaseException) -> tuple[int, str] | None:
     if isinstance(err, SIGTERMException):  # Lightning stops at a step boundary after SIGTERM
         return EXIT_SIGTERM, "stopped by SIGTERM; resume with --ckpt_path last"
     if isinstance(err, RuntimeError) and is_interrupt(err):  # a loader worker killed with the group
-        return EXIT_SIGTERM, f"stopped by a signal ({err}); resume with --ckpt_path last"
+        code = EXIT_SIGINT if "Interrupt" in str(err) else EXIT_SIGTERM
+        return code, f"stopped by a signal ({str(err).strip()}); resume with --ckpt_path last if saved"
     if isinstance(err, (MisconfigurationException, TrainingDiverged)):
         return (1 if isinstance(err, TrainingDiverged) else EXIT_INPUT_ERROR), str(err)
     if isinstance(err, INPUT_ERRORS) and (cause := input_error(err)) is not None:

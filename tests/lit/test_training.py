@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from pathlib import Path
@@ -255,26 +256,37 @@ class InterruptAt(Callback):
     """After ``step`` optimizer steps: ``signals`` sent to this process during the next backward, or
     a ``KeyboardInterrupt`` at the next batch's start (Ctrl-C while the loader works)."""
 
-    def __init__(self, step: int, signals: tuple[int, ...] = ()) -> None:
-        self.step, self.signals = step, signals
+    def __init__(self, step: int, signals: tuple[int, ...] = (), in_validation: bool = False) -> None:
+        self.step, self.signals, self.in_validation = step, signals, in_validation
 
     def on_train_batch_start(self, trainer: L.Trainer, *args) -> None:
         if trainer.global_step == self.step and not self.signals:
             raise KeyboardInterrupt
 
     def on_before_backward(self, trainer: L.Trainer, *args) -> None:
-        if trainer.global_step == self.step:
+        if trainer.global_step == self.step and not self.in_validation:
+            for sig in self.signals:
+                os.kill(os.getpid(), sig)
+
+    def on_validation_batch_start(self, trainer: L.Trainer, *args) -> None:
+        if trainer.global_step == self.step and self.in_validation and not trainer.sanity_checking:
             for sig in self.signals:
                 os.kill(os.getpid(), sig)
 
 
 def _interruptible_run(
-    data: Path, root: Path, interrupt: InterruptAt | None = None, ckpt_path: str | None = None
+    data: Path,
+    root: Path,
+    interrupt: InterruptAt | None = None,
+    ckpt_path: str | None = None,
+    save_last: bool = True,
 ) -> dict[str, float]:
     """The recipe's checkpointing (last + best by val/loss), validating only at the end of epoch 2."""
     L.seed_everything(7, workers=True)
     task = HPETask(tiny_encoder(dropout=0.1))
-    ckpt = StageAwareCheckpoint(dirpath=root, monitor="val/loss", save_last=True, filename="best-{epoch:03d}")
+    ckpt = StageAwareCheckpoint(
+        dirpath=root, monitor="val/loss", save_last=save_last, filename="best-{epoch:03d}"
+    )
     trainer = tiny_trainer(
         root,
         max_epochs=2,
@@ -316,6 +328,28 @@ def test_interrupt_saves_last_and_resumes_exactly(
     assert full.keys() == resumed.keys() and "val/mpjpe" in full
     for key in full:
         assert resumed[key] == pytest.approx(full[key], rel=1e-6, abs=1e-6), key
+
+
+def test_interrupt_during_validation_and_without_save_last(
+    synthmet_tiny: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    # Ctrl-C during the last epoch's validation: the validation finishes, then the run stops with last.ckpt
+    with pytest.raises(SystemExit):
+        _interruptible_run(
+            synthmet_tiny, tmp_path / "val", InterruptAt(8, (signal.SIGINT,), in_validation=True)
+        )
+    assert torch.load(tmp_path / "val" / "last.ckpt", weights_only=False)["global_step"] == 8
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert "interrupted: saved" in caplog.text  # the message is seen where the test looks
+    caplog.clear()
+    # --checkpoint.save_last false: nothing is saved, and nothing claims so
+    with pytest.raises(SystemExit):
+        _interruptible_run(
+            synthmet_tiny, tmp_path / "off", InterruptAt(6, (signal.SIGTERM,)), save_last=False
+        )
+    assert not list((tmp_path / "off").glob("*.ckpt"))
+    assert "interrupted: saved" not in caplog.text
 
 
 def test_checkpoint_writes_never_truncate_the_previous_file(tmp_path: Path) -> None:

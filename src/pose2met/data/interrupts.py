@@ -7,6 +7,7 @@ writer (:func:`pose2met.data.h5format.write_dataset`) does on failure; SIGINT al
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -43,12 +44,17 @@ def interrupted_message(error: BaseException, output: object) -> tuple[str, int]
 
 
 def leave_stop_signals_to_the_main_process(worker_id: int = 0) -> None:
-    """DataLoader ``worker_init_fn``: a worker outlives the first SIGINT or SIGTERM sent to the whole
-    process group (Ctrl-C in a terminal, a scheduler stopping a job), so the training process can
-    finish its step and save ``last.ckpt``; the main process's own stop (``terminate()``, a second
-    SIGTERM) still ends it at once, and torch ends a worker whose parent died."""
+    """DataLoader ``worker_init_fn``: a worker ignores Ctrl-C and outlives its first SIGTERM, so that
+    a stop signal sent to the whole process group (a terminal, a scheduler) lets the training process
+    finish its step and save ``last.ckpt``; the next SIGTERM (the loader's own shutdown after that)
+    ends it, and torch ends a worker whose parent died. Lightning's worker seeding
+    (``seed_everything(workers=True)``), which it adds only when no ``worker_init_fn`` is set, is kept."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _exit_on_second_sigterm)
+    if int(os.environ.get("PL_SEED_WORKERS", "0")):
+        from lightning.fabric.utilities.seed import pl_worker_init_function
+
+        pl_worker_init_function(worker_id)
 
 
 def _exit_on_second_sigterm(signum: int, frame: FrameType | None) -> None:

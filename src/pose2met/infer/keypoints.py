@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,7 +237,7 @@ def read_array(path: Path) -> np.ndarray:
                 arr, where = loaded[key], f"{path}['{key}']"
         else:
             arr, where = loaded, str(path)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:  # a truncated .npy or .npz
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:  # truncated, damaged
         if isinstance(err, KeypointError):
             raise
         raise KeypointError(f"{path}: not a readable NumPy file ({err})") from err

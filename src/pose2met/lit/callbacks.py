@@ -101,18 +101,27 @@ class StageAwareCheckpoint(ModelCheckpoint):
         if getattr(self, "_stop_requested", False):
             raise KeyboardInterrupt
 
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if getattr(self, "_stop_requested", False) and not trainer.sanity_checking:
+            raise KeyboardInterrupt  # Ctrl-C during a validation inside fit: stop once it is done
+
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
         """Ctrl-C or SIGTERM while fitting: save ``last.ckpt`` so that ``--ckpt_path last`` resumes
         from the interrupted step. Nothing is saved for other exceptions (the state may be broken) or
         inside a step (its batch-norm statistics are half updated)."""
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # Lightning's, while it shuts down
+            self._default_sigint = None
         self._restore_sigint()
         super().on_exception(trainer, pl_module, exception)
-        if not is_interrupt(exception):
+        if not is_interrupt(exception) or not self.save_last:
             return
         if trainer.state.fn != TrainerFn.FITTING or trainer.fast_dev_run or trainer.sanity_checking:
             return
+        if trainer.world_size > 1 and not isinstance(exception, SIGTERMException):
+            return  # ranks stop at different points; Lightning coordinates only SIGTERM
         progress = trainer.fit_loop.epoch_loop.batch_progress.current
         if progress.started > progress.processed:
             rank_zero_info("[pose2met] interrupted inside a training step: no checkpoint saved")
@@ -152,7 +161,7 @@ class StageAwareCheckpoint(ModelCheckpoint):
             self.kth_best_model_path, self.kth_value = ranked[-1]
 
     def _remove_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
-        if self.dirpath is not None and Path(filepath).parent != Path(self.dirpath):
+        if self.dirpath is not None and Path(self.dirpath) not in Path(filepath).parents:
             return  # an earlier run's file, outranked after a resume: it stays where it is
         super()._remove_checkpoint(trainer, filepath)
 
