@@ -49,3 +49,16 @@ def write_atomic(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     with atomic_path(path) as tmp:
         write(tmp)
     return path
+
+
+def unwritable_reason(path: str | os.PathLike) -> str | None:
+    """Why a file cannot be created at ``path`` (its folder, or the first existing ancestor that would
+    hold the missing ones, is not a writable folder); ``None`` when it can."""
+    folder = Path(path).parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is not a folder"
+    if not os.access(folder, os.W_OK):
+        return f"the folder {folder} is not writable"
+    return None

@@ -24,7 +24,7 @@ from lightning.pytorch.loggers import Logger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
-from pose2met.atomic import write_atomic
+from pose2met.atomic import unwritable_reason, write_atomic
 from pose2met.data.datamodule import Pose2MetDataModule
 from pose2met.lit.callbacks import StageAwareCheckpoint, is_interrupt, run_dir
 from pose2met.lit.checkpoint import CHECKPOINT_META_KEY, CheckpointError, describe_mismatch, model_meta
@@ -69,15 +69,9 @@ def check_results_json(path: str | None) -> None:
         return
     if Path(path).is_dir():
         raise ValueError(f"--results_json {path}: is a folder; expected a file name such as run.json")
-    folder = Path(path).parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ValueError(
-            f"--results_json {path}: cannot create the folder {folder} ({err.strerror})"
-        ) from None
-    if not os.access(folder, os.W_OK):
-        raise ValueError(f"--results_json {path}: the folder {folder} is not writable")
+    reason = unwritable_reason(path)
+    if reason:
+        raise ValueError(f"--results_json {path}: cannot create it ({reason})")
 
 
 class Pose2MetSaveConfig(SaveConfigCallback):

@@ -9,7 +9,6 @@ in which case no output file is written. An existing output file is refused befo
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pose2met.atomic import unwritable_reason
 from pose2met.checks import is_positive_number
 from pose2met.infer.keypoints import (
     DEFAULT_MIN_SCORE,
@@ -101,12 +101,10 @@ def _output(args: argparse.Namespace, suffixes: tuple[str, ...], *input_flags: s
 
 
 def _check_writable_folder(path: Path, flag: str) -> None:
-    """Fail before any work if the folder ``path`` goes into exists and cannot be written."""
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent  # created later: the first existing ancestor must be writable
-    if not os.access(folder, os.W_OK):
-        raise OutputError(f"{flag} {path.parent}: the folder {folder} is not writable")
+    """Fail before any work if a file cannot be created at ``path``."""
+    reason = unwritable_reason(path)
+    if reason:
+        raise OutputError(f"{flag} {path.parent}: {reason}")
 
 
 def _load(args: argparse.Namespace) -> LoadedModel:

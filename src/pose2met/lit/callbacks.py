@@ -138,7 +138,6 @@ class StageAwareCheckpoint(ModelCheckpoint):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Lightning (2.6) saves ``last.ckpt`` here even under ``fast_dev_run``, which writes nothing else;
         # a later ``--ckpt_path last`` would then resume from the one-batch smoke run
-        self._restore_sigint()
         if not trainer.fast_dev_run:
             super().on_train_end(trainer, pl_module)
 
