@@ -7,8 +7,11 @@
 from __future__ import annotations
 
 import difflib
+import importlib
+import inspect
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -19,7 +22,7 @@ from typing import Any
 import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import Logger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
@@ -72,6 +75,58 @@ def check_results_json(path: str | None) -> None:
     reason = unwritable_reason(path)
     if reason:
         raise ValueError(f"--results_json {path}: cannot create it ({reason})")
+
+
+LOGGER_WITHOUT_CLASS = re.compile(r'Parser key "trainer\.logger".*Given value: (\{.*\})\s*$', re.DOTALL)
+UNKNOWN_FLAG = re.compile(r"unrecognized arguments: (--[\w.]+)")
+UNKNOWN_CONFIG_KEY = re.compile(r"does not accept option '([\w.]+)'")
+UNKNOWN_CLASS_OPTION = re.compile(
+    r"class_path '([\w.]+)'(?:(?!class_path).)*?Option '(\w+)' is not accepted", re.DOTALL
+)
+
+
+def explain_parser_error(message: str, flags: list[str]) -> str:
+    """jsonargparse's message made plainer: a recipe given without a logger config is named as such,
+    and a mistyped key gets the closest accepted one (``flags``: the parser's ``--`` options)."""
+    logger = LOGGER_WITHOUT_CLASS.search(message)
+    if logger and "class_path" not in logger.group(1) and "init_args" in logger.group(1):
+        return (
+            f"trainer.logger: the config sets logger settings {logger.group(1)} but no logger class "
+            "comes before them; give a logger config before the recipe, e.g. --config "
+            "conf/logger/csv.yaml (or conf/logger/wandb.yaml), as the make targets do"
+        )
+    close: list[str] = []
+    if flag := UNKNOWN_FLAG.search(message):
+        close = difflib.get_close_matches(flag.group(1), flags, n=1)
+    elif key := UNKNOWN_CONFIG_KEY.search(message):
+        close = [f[2:] for f in difflib.get_close_matches(f"--{key.group(1)}", flags, n=1)]
+    elif option := UNKNOWN_CLASS_OPTION.search(message):
+        close = difflib.get_close_matches(option.group(2), constructor_arguments(option.group(1)), n=1)
+    return f"{message.rstrip()}\nhint: did you mean {close[0]}?" if close else message
+
+
+def constructor_arguments(class_path: str) -> list[str]:
+    """Names of the ``__init__`` arguments of the class at ``class_path`` (empty if it cannot be read)."""
+    module_name, _, name = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), name)
+        return [p for p in inspect.signature(cls).parameters if p not in ("args", "kwargs")]
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return []
+
+
+class Pose2MetArgumentParser(LightningArgumentParser):
+    """LightningCLI's parser with short errors: one usage line instead of all ~90 options (``--help``
+    still lists them), and plainer messages for common mistakes (:func:`explain_parser_error`)."""
+
+    def print_usage(self, file: Any = None) -> None:
+        prog = self.prog.replace(" [options]", "")
+        (file or sys.stdout).write(f"usage: {prog} [--config FILE ...] [--key value ...]\n")
+
+    def error(self, message: str, ex: Exception | None = None) -> Any:
+        parser = getattr(ex, "subcommand_parser", None) or self
+        flags = [flag for flag in parser._option_string_actions if flag.startswith("--")]
+        return super().error(explain_parser_error(message, flags), ex)
 
 
 class Pose2MetSaveConfig(SaveConfigCallback):
@@ -333,6 +388,8 @@ def cli_main(args: list[str] | None = None) -> Pose2MetCLI:
         Pose2MetTask,
         Pose2MetDataModule,
         subclass_mode_model=True,
+        parser_class=Pose2MetArgumentParser,
+        parser_kwargs={"prog": "pose2met"},  # not __main__.py under python -m
         save_config_callback=Pose2MetSaveConfig,
         # only into the run's folder (Lightning would also write trainer.log_dir/config.yaml, which
         # with W&B is the shared save_dir, overwritten by every run)

@@ -129,3 +129,28 @@ def test_export_bad_output_name(fmt: str, name: str, words: str, tmp_path: Path,
     assert one_line_error(capsys) == f"error: {out}: {words}"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "folder.pt"]
     assert not any((tmp_path / "folder").iterdir())
+
+
+@pytest.mark.parametrize("available_bytes", [None, 100_000])
+def test_export_batch_beyond_memory_is_refused_before_tracing(
+    available_bytes: int | None, unified_checkpoint: Path, tmp_path: Path, capsys,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """An export batch whose trace cannot fit stops with one line instead of being killed by the OS."""
+    from types import SimpleNamespace
+
+    import pose2met.infer.export as export
+
+    batch = 10**7 if available_bytes is None else 2  # the second: 0.2 MB, more than the memory left
+    if available_bytes is not None:
+        memory = SimpleNamespace(available=available_bytes)
+        monkeypatch.setattr(export.psutil, "virtual_memory", lambda: memory)
+    out = tmp_path / "m.onnx"
+    args = ["--checkpoint", str(unified_checkpoint), "--format", "onnx", "--output", str(out)]
+    assert export_main([*args, "--batch", str(batch)]) == 2
+    err = one_line_error(capsys)
+    # 10 float32 (T, J, d) token maps per block and sequence: the tiny model has 1 block, T=9, d=16
+    floor_gib = 10 * 1 * batch * 9 * 17 * 16 * 4 / 2**30
+    assert err.startswith(f"error: --batch {batch}: tracing {batch} sequences of 9 frames needs at least")
+    assert f"{floor_gib:.1f} GiB" in err and "export a smaller --batch" in err
+    assert list(tmp_path.iterdir()) == []

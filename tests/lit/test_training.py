@@ -426,6 +426,46 @@ def test_cli_unknown_key_names_it(synthmet_tiny: Path, tmp_path: Path, capsys: p
     assert "no_such_option" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("extra", "words", "hint"),
+    [
+        (["--trainer.max_epochz", "1"], "unrecognized arguments: --trainer.max_epochz",
+         "--trainer.max_epochs"),
+        (["--model.init_args.encoder.init_args.dept", "2"], "Option 'dept' is not accepted", "depth"),
+        (["--model.init_args.pose_protocl", "h36m"], "Option 'pose_protocl' is not accepted",
+         "pose_protocol"),
+        (["--config", "data_typo.yaml"], "does not accept option 'data.batchsize'", "data.batch_size"),
+        (["--model.init_args.encoder.init_args.zzzz", "2"], "Option 'zzzz' is not accepted", None),
+    ],
+)  # fmt: skip
+def test_cli_typo_gets_one_usage_line_and_the_closest_key(
+    extra: list[str], words: str, hint: str | None, synthmet_tiny: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A mistyped key names itself and the accepted key closest to it, after one usage line (not ~90)."""
+    monkeypatch.chdir(tmp_path)
+    Path("data_typo.yaml").write_text("data:\n  batchsize: 3\n")
+    args = cli_args(CONF / "experiment/stapformer-s_synthmet-27f_cpu-hpe.yaml", synthmet_tiny, tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main([*args, *extra])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: pose2met fit [--config FILE ...] [--key value ...]\n"), err
+    assert "--trainer.accelerator" not in err and words in err
+    hints = [line for line in err.splitlines() if line.startswith("hint: ")]
+    assert hints == ([f"hint: did you mean {hint}?"] if hint else []), err
+
+
+def test_cli_recipe_without_logger_config_says_what_is_missing(capsys: pytest.CaptureFixture) -> None:
+    """Recipes name their run (logger init_args) but take the logger class from conf/logger/."""
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", "--config", str(CONF / "experiment/stapformer-s_synthmet-27f_cpu-hpe.yaml")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and err[-1].startswith("error: trainer.logger: the config sets logger settings"), err
+    assert "--config conf/logger/csv.yaml" in err[-1] and "Subtypes" not in err[-1]
+
+
 def test_cli_results_json_after_fit(synthmet_tiny: Path, tmp_path: Path) -> None:
     """`--results_json` holds the test metrics of the best checkpoint, the parameter count and the folders."""
     import json

@@ -101,7 +101,8 @@ def load_inference_model(
         if meta.get("input_kind") != "2d":
             raise InferenceError(
                 f"{checkpoint}: this {meta.get('task')} checkpoint takes {meta.get('input_kind')} input "
-                "(e.g. the 3d_input energy setting); `infer` feeds 2D keypoints, use a 2D-input checkpoint"
+                "(e.g. the 3d_input energy setting); `infer`, `export` and `viz` take 2D keypoints (x, y, "
+                "confidence), use a 2D-input checkpoint"
             )
         space = str(meta.get("target_space", "camera"))
         head = model.calorie_head
