@@ -96,6 +96,12 @@ def _set_camera_width(width: float) -> Callable[[h5py.File], None]:
         (_replace("frames/factor_2_5d", (70,)), "/frames/factor_2_5d", "has 70 frames"),
         (_replace("frames/extra", (74,)), "/frames/extra", "unknown array"),
         (_set_value("sequences/length", 0, 75), "/sequences/start", "sequence 0 covers frames [0, 75)"),
+        (
+            _set_value("sequences/length", 1, 0),
+            "/sequences/length",
+            "sequence 1 has 0 frames; every sequence",
+        ),
+        (_set_value("sequences/start", 2, -3), "/sequences/start", "sequence 2 covers frames [-3, "),
         (_set_value("sequences/split", 1, "holdout"), "/sequences/split", "['holdout'] not in"),
         (_delete("cameras/c1"), "/cameras/c1", "camera used by /sequences/camera is missing"),
         (_delete_camera_attr, "/cameras/c0", "missing attributes ['width']"),

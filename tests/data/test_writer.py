@@ -72,3 +72,20 @@ def test_empty_and_ragged_inputs(tmp_path: Path) -> None:
     with pytest.raises(SchemaError, match="key '/frames/confidence': expected numbers"):
         _write(tmp_path / "x.h5", words, sequences)
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("start", "length", "key", "problem"),
+    [
+        ([0, 4], [4, 0], "/sequences/length", "sequence 1 has 0 frames; every sequence needs at least 1"),
+        ([0, 4], [4, 7], "/sequences/start", "sequence 1 covers frames [4, 11), outside the 10 frames"),
+        ([-1, 4], [4, 6], "/sequences/start", "sequence 0 covers frames [-1, 3), outside the 10 frames"),
+    ],
+)
+def test_sequence_spans_must_be_non_empty_and_inside_the_frames(
+    tmp_path: Path, start: list[int], length: list[int], key: str, problem: str
+) -> None:
+    frames, sequences = _arrays()
+    with pytest.raises(SchemaError, match=re.escape(f"key '{key}': {problem}")):
+        _write(tmp_path / "x.h5", frames, dict(sequences, start=start, length=length))
+    assert not list(tmp_path.iterdir())

@@ -185,6 +185,40 @@ def test_viz_compare_and_attention(unified_checkpoint: Path, synthmet_tiny: Path
     png_ok(att2, (3 * 440, 440))
 
 
+def test_viz_attention_of_an_image25d_model_on_data_without_factor(
+    unified_checkpoint: Path, synthmet_tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """attention reads only the 2D input, so a file without factor_2_5d serves an image25d model;
+    compare builds image25d targets and names the missing array; --num is bounded."""
+    import shutil
+
+    import h5py
+    import torch
+
+    from pose2met.lit import TrainingStage
+    from pose2met.lit.checkpoint import CHECKPOINT_META_KEY
+
+    with torch.serialization.safe_globals([TrainingStage]):
+        ckpt = torch.load(unified_checkpoint, map_location="cpu", weights_only=True)
+    ckpt[CHECKPOINT_META_KEY]["target_space"] = "image25d"
+    torch.save(ckpt, tmp_path / "image25d.ckpt")
+    data = tmp_path / "no_factor.h5"
+    shutil.copy(synthmet_tiny, data)
+    with h5py.File(data, "a") as f:
+        del f["frames/factor_2_5d"]
+    base = ["--checkpoint", str(tmp_path / "image25d.ckpt"), "--device", "cpu", "--data", str(data)]
+    assert viz_main(["attention", *base, "--output", str(tmp_path / "att.png")]) == 0
+    png_ok(tmp_path / "att.png", (3 * 440, 440))
+    capsys.readouterr()
+    assert viz_main(["compare", *base, "--output", str(tmp_path / "cmp.png")]) == 2
+    assert "/frames/factor_2_5d" in one_line_error(capsys)
+    for num in ("0", "17"):
+        assert viz_main(["compare", *base, "--num", num, "--output", str(tmp_path / "cmp.png")]) == 2
+        err = one_line_error(capsys)
+        assert err == f"error: --num must be in [1, 16] (one row of panels, 320 px each), got {num}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["att.png", "image25d.ckpt", "no_factor.h5"]
+
+
 BAD_INPUTS = {
     "empty file": ("kp.json", b""),
     "wrong keypoint count": ("kp.json", json.dumps([{"keypoints": [1.0, 2.0, 0.9] * 16}]).encode()),
@@ -216,6 +250,28 @@ def test_bad_inputs_exit_nonzero_without_output(
     assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
     assert str(inp) in err
     assert list(tmp_path.iterdir()) == [inp]  # no output, no temporary file
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("kp.npy", "not a NumPy .npy/.npz file (no NumPy or zip header"),  # a CSV renamed .npy
+        ("kp.npz", "not a NumPy .npy/.npz file (no NumPy or zip header"),
+        ("folder.npy", "is a folder; expected a .json, .npy or .npz keypoints file"),
+    ],
+)
+def test_input_that_is_not_a_numpy_file_is_named_as_such(
+    name: str, words: str, unified_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    inp = tmp_path / name
+    if name.startswith("folder"):
+        inp.mkdir()
+    else:
+        inp.write_text("x,y,score\n1,2,0.9\n")
+    assert run_infer(unified_checkpoint, inp, tmp_path / "out.npz") == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {inp}: {words}") and err.count("\n") == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
 
 
 @pytest.mark.parametrize(

@@ -369,3 +369,30 @@ def test_resumed_run_keeps_ranking_the_earlier_folders_best(tmp_path: Path) -> N
     torch.save({}, own)
     callback._remove_checkpoint(trainer, str(own))  # the run's own outranked file goes as usual
     assert not own.exists()
+
+
+@pytest.mark.parametrize(
+    ("edit", "words"),
+    [
+        ({"num_heads": 3}, "must be divisible by 2 * num_heads"),
+        ({"no_such_option": 1}, "unexpected keyword argument 'no_such_option'"),
+        (None, "missing key 'encoder'"),
+    ],
+)
+def test_invalid_stored_model_settings_name_the_file(
+    edit: dict | None, words: str, finished_run: Path, tmp_path: Path
+) -> None:
+    """A hand-edited 'pose2met' entry fails with the file's name, not a bare constructor error."""
+    from pose2met.lit.checkpoint import CHECKPOINT_META_KEY, CheckpointError, load_model
+
+    ckpt = torch.load(finished_run / NAME / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
+    if edit is None:
+        del ckpt[CHECKPOINT_META_KEY]["encoder"]
+    else:
+        ckpt[CHECKPOINT_META_KEY]["encoder"].update(edit)
+    torch.save(ckpt, tmp_path / "edited.ckpt")
+    with pytest.raises(CheckpointError) as err:
+        load_model(tmp_path / "edited.ckpt")
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path / 'edited.ckpt'}: its stored model settings (the 'pose2met' entry)")
+    assert words in message

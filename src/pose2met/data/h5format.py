@@ -93,6 +93,21 @@ def value_problem(key: str, arr: np.ndarray, confidence_range: bool = True) -> t
     return int(np.argmax(bad.any(axis=1))), expected
 
 
+def sequence_span_problem(start: np.ndarray, length: np.ndarray, num_frames: int) -> tuple[str, str] | None:
+    """``(key, problem)`` of the first sequence that is empty or reaches outside the frame arrays."""
+    if (length <= 0).any():
+        i = int(np.argmax(length <= 0))
+        return "/sequences/length", f"sequence {i} has {length[i]} frames; every sequence needs at least 1"
+    outside = (start < 0) | (start + length > num_frames)
+    if outside.any():
+        i = int(np.argmax(outside))
+        return "/sequences/start", (
+            f"sequence {i} covers frames [{start[i]}, {start[i] + length[i]}), "
+            f"outside the {num_frames} frames of /frames"
+        )
+    return None
+
+
 def _as_array(values: np.ndarray | Sequence, spec: ArraySpec, path: Path, key: str) -> np.ndarray:
     if spec.kind == "S":
         arr = np.asarray(values, dtype=object)
@@ -148,10 +163,9 @@ def validate_arrays(
         _check_shape(arr, n, FRAME_ARRAYS[k], path, f"/frames/{k}")
     for k, arr in seq_out.items():
         _check_shape(arr, s, SEQUENCE_ARRAYS[k], path, f"/sequences/{k}")
-    start, length = seq_out["start"], seq_out["length"]
-    if (start < 0).any() or (length <= 0).any() or (start + length > n).any():
-        i = int(np.argmax((start < 0) | (length <= 0) | (start + length > n)))
-        raise SchemaError(path, "/sequences/start", f"sequence {i} [{start[i]}, +{length[i]}) outside 0..{n}")
+    span = sequence_span_problem(seq_out["start"], seq_out["length"], n)
+    if span:
+        raise SchemaError(path, *span)
     for key, allowed in (("split", SPLITS), ("activity_set", ACTIVITY_SETS)):
         if key in seq_out:
             bad = sorted(set(seq_out[key]) - set(allowed))

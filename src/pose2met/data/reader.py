@@ -28,6 +28,7 @@ from pose2met.data.h5format import (
     SPLITS,
     ArraySpec,
     SchemaError,
+    sequence_span_problem,
     value_problem,
 )
 from pose2met.skeleton import JOINT_NAMES
@@ -182,16 +183,9 @@ class Pose2MetFile:
                 )
         seq["start"] = seq["start"].astype(np.int64)
         seq["length"] = seq["length"].astype(np.int64)
-        start, length = seq["start"], seq["length"]
-        bad = (start < 0) | (length <= 0) | (start + length > self.num_frames)
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise SchemaError(
-                self.path,
-                "/sequences/start",
-                f"sequence {i} covers frames [{start[i]}, {start[i] + length[i]}), "
-                f"outside the {self.num_frames} frames of /frames",
-            )
+        span = sequence_span_problem(seq["start"], seq["length"], self.num_frames)
+        if span:
+            raise SchemaError(self.path, *span)
         for key, allowed in (("split", SPLITS), ("activity_set", ACTIVITY_SETS)):
             if key in seq:
                 unknown = sorted(set(seq[key]) - set(allowed))

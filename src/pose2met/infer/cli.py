@@ -41,6 +41,8 @@ from pose2met.infer.units import DEFAULT_BODY_HEIGHT_MM, Intrinsics
 EXIT_ERROR = 2
 #: Errors reported as one line; anything else is a bug and keeps its traceback.
 USER_ERRORS = (KeypointError, InferenceError, OutputError, ValueError, OSError)
+#: Most samples `viz compare` draws (side by side in one row).
+MAX_COMPARE_SAMPLES = 16
 
 
 def _run(
@@ -278,7 +280,7 @@ def viz_parser() -> argparse.ArgumentParser:
     _add_model_args(cmp)
     cmp.add_argument("--data", required=True, help="Pose2Met HDF5 file with 3D ground truth")
     cmp.add_argument("--split", default="test")
-    cmp.add_argument("--num", type=int, default=4, help="number of samples")
+    cmp.add_argument("--num", type=int, default=4, help=f"number of samples (1-{MAX_COMPARE_SAMPLES})")
     cmp.add_argument("--output", required=True, help="PNG file")
     cmp.add_argument("--no-flip", action="store_true")
     att = sub.add_parser("attention", help="last block's Joint-Branch and STAP-Branch attention maps")
@@ -303,6 +305,10 @@ def _compare(args: argparse.Namespace) -> None:
     from pose2met.viz.figures import save_figure
     from pose2met.viz.skeleton import skeleton_comparison_figure
 
+    if not 1 <= args.num <= MAX_COMPARE_SAMPLES:
+        raise InferenceError(
+            f"--num must be in [1, {MAX_COMPARE_SAMPLES}] (one row of panels, 320 px each), got {args.num}"
+        )
     output = _png(args, "--data")
     loaded = _load(args)
     batch = dataset_batch(args.data, args.split, args.num, loaded.window, loaded.target_space)
@@ -326,7 +332,8 @@ def _attention(args: argparse.Namespace) -> None:
     loaded = _load(args)
     param = next(loaded.model.parameters())
     if args.data:
-        x = dataset_batch(args.data, args.split, 1, loaded.window, loaded.target_space)["input_2d"]
+        # only the 2D input is used: "camera" reads no image25d-only arrays (factor_2_5d)
+        x = dataset_batch(args.data, args.split, 1, loaded.window, "camera")["input_2d"]
     else:
         if args.image_size is None:
             raise InferenceError("--input needs --image-size W H")

@@ -219,8 +219,19 @@ def read_json(path: Path) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------ arrays
+#: First bytes of a ``.npy`` file and of a ``.npz`` (zip) archive.
+NPY_MAGIC, ZIP_MAGIC = b"\x93NUMPY", b"PK\x03\x04"
+
+
 def read_array(path: Path) -> np.ndarray:
     """``.npy`` / ``.npz`` -> float ``(T, 17, 3)`` (a ``(T, 17, 2)`` array gets score 1)."""
+    with path.open("rb") as f:
+        head = f.read(len(NPY_MAGIC))
+    if not head.startswith((NPY_MAGIC, ZIP_MAGIC)):  # NumPy would try it as a pickle and say so
+        raise KeypointError(
+            f"{path}: not a NumPy .npy/.npz file (no NumPy or zip header; write arrays with numpy.save "
+            "or numpy.savez)"
+        )
     try:
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.lib.npyio.NpzFile):
@@ -262,6 +273,8 @@ def load_keypoints(path: str | os.PathLike, layout: Layout = "coco") -> np.ndarr
     path = Path(path)
     if layout not in LAYOUTS:
         raise KeypointError(f"--layout must be one of {LAYOUTS}, got {layout!r}")
+    if path.is_dir():
+        raise KeypointError(f"{path}: is a folder; expected a .json, .npy or .npz keypoints file")
     if not path.is_file():
         raise KeypointError(f"{path}: input file not found")
     if path.stat().st_size == 0:

@@ -140,7 +140,13 @@ def load_model(path: str | os.PathLike) -> tuple[Pose2MetModel, dict[str, Any]]:
     meta = ckpt.get(CHECKPOINT_META_KEY)
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path}: no '{CHECKPOINT_META_KEY}' entry; not written by a Pose2Met task")
-    model = build_model(meta)
+    try:
+        model = build_model(meta)
+    except (ValueError, TypeError, KeyError) as err:  # a hand-edited or foreign entry
+        detail = f"missing key {err}" if isinstance(err, KeyError) else str(err)
+        raise CheckpointError(
+            f"{path}: its stored model settings (the '{CHECKPOINT_META_KEY}' entry) are invalid: {detail}"
+        ) from err
     state = model_state_dict(ckpt, path)
     problem = describe_mismatch(model.state_dict(), state)
     if problem:
