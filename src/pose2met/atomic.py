@@ -1,7 +1,10 @@
 """Atomic file writes: a unique temporary file beside the target, renamed over it on success.
 
 A failed or interrupted write never leaves a half-written target, an existing target is replaced
-only by a complete file, and concurrent writers never rename each other's temporary files.
+only by a complete file, and concurrent writers never rename each other's temporary files. The data
+reach the disk (``fsync``) before the rename, and the rename itself is flushed with its folder, so a
+power loss leaves the old file or the new one. A process killed by SIGKILL mid-write leaves its
+hidden temporary file (``.NAME.XXXXXXXX.tmp.SUFFIX``) beside the target; it is safe to delete.
 """
 
 from __future__ import annotations
@@ -30,6 +33,27 @@ def _create_temp(path: Path) -> Path:
     raise FileExistsError(f"{path}: cannot create a temporary file in {path.parent}")
 
 
+def _sync(path: Path) -> None:
+    """Flush a written file's data to the disk (read-write: Windows refuses fsync on read-only handles)."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Flush a folder's entries (the rename) on POSIX; file systems that cannot are skipped."""
+    if os.name != "posix":
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed."""
@@ -37,7 +61,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = _create_temp(path)
     try:
         yield tmp
+        _sync(tmp)
         os.replace(tmp, path)
+        _sync_folder(path.parent)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

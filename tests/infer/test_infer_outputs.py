@@ -42,6 +42,31 @@ def test_failed_write_keeps_the_old_file(tmp_path: Path) -> None:
     assert out.read_text() == "old" and list(tmp_path.iterdir()) == [out]
 
 
+def test_written_data_reach_the_disk_before_the_rename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fsync of the complete temporary file, then the rename, then (POSIX) fsync of the folder."""
+    out = tmp_path / "out.json"
+    out.write_text("old")
+    events: list[tuple[str, str]] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        target = os.readlink(f"/proc/self/fd/{fd}") if os.path.exists("/proc/self/fd") else "?"
+        events.append((target, out.read_text()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    write_atomic(out, lambda tmp: tmp.write_text("new"))
+    assert out.read_text() == "new" and list(tmp_path.iterdir()) == [out]
+    assert len(events) == (2 if os.name == "posix" else 1)
+    temp_file, content_at_sync = events[0]
+    assert content_at_sync == "old"  # the data were flushed before the target was replaced
+    if os.path.exists("/proc/self/fd"):
+        assert Path(temp_file).name.startswith(".out.") and Path(temp_file).parent == tmp_path
+        assert events[1] == (str(tmp_path), "new")
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002], ids=oct)
 def test_new_files_get_the_umask_mode(umask: int, tmp_path: Path) -> None:
