@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from data_tiny_files import frame_values
 
+from pose2met.data.datamodule import Pose2MetDataModule
 from pose2met.data.h5format import SchemaError
 from pose2met.data.reader import Pose2MetFile
 
@@ -123,6 +124,15 @@ def test_schema_violations_name_file_and_key(
 def test_missing_and_non_hdf5_files(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="nope.h5"):
         Pose2MetFile(tmp_path / "nope.h5")
+    with pytest.raises(SchemaError, match=r"key '/': is a folder; expected a Pose2Met \.h5 file"):
+        Pose2MetFile(tmp_path)
+    with pytest.raises(ValueError, match=r"is a folder; expected a Pose2Met \.h5 file \(data\.path\)"):
+        Pose2MetDataModule(path=str(tmp_path))
+    odd = tmp_path / "odd.h5"
+    with h5py.File(odd, "w") as f:  # a file claiming the format, with a number for joint names
+        f.attrs.update(format="pose2met", version=1, skeleton="h36m17", joint_names=3)
+    with pytest.raises(SchemaError, match="key 'attrs/joint_names': expected the h36m17 joints"):
+        Pose2MetFile(odd)
     text = tmp_path / "text.h5"
     text.write_text("not hdf5")
     with pytest.raises(SchemaError, match=r"text\.h5: key '/': cannot be opened as an HDF5 file"):

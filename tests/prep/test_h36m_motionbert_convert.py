@@ -103,7 +103,7 @@ def test_output_under_a_file_names_the_flag(tmp_path, data, capsys):
     blocker.write_text("x")
     assert main(["--motionbert-pkl", str(pkl), "--output", str(blocker / "out.h5")]) == 2
     err = capsys.readouterr().err
-    assert err == f"error: --output {blocker / 'out.h5'}: {blocker} is a file, not a folder\n"
+    assert err == f"error: --output {blocker / 'out.h5'}: cannot create it ({blocker} is not a folder)\n"
     assert blocker.read_text() == "x"
 
 

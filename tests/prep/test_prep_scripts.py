@@ -70,5 +70,6 @@ def test_output_under_a_file_names_the_flag(tmp_path):
     blocker.write_text("x")
     proc = run("synthmet.py", "--preset", "tiny", "--output", str(blocker / "x.h5"))
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr == f"synthmet: error: --output {blocker / 'x.h5'}: {blocker} is a file, not a folder\n"
+    expected = f"synthmet: error: --output {blocker / 'x.h5'}: cannot create it ({blocker} is not a folder)\n"
+    assert proc.stderr == expected
     assert blocker.read_text() == "x"

@@ -151,12 +151,27 @@ def test_per_camera_pickle_labels_override(tmp_path, dataset, read_h5):
 
 def test_split_file(tmp_path, dataset, read_h5, capsys):
     split = tmp_path / "split.txt"
-    split.write_text("# performers\nP001 val\nP003 train  # unusual but allowed\nS001C001P001R001A001 test\n")
+    split.write_text("# performers\nP001 val\nP003 train\nS001C001P001R001A001 test\n")
     assert main(_args(dataset, tmp_path / "out.h5", "--split-file", str(split))) == 0
     seq = read_h5(tmp_path / "out.h5")["sequences"]
-    assert seq["split"] == ["test", "train", "val"]  # clip line beats its performer line
+    # clip line beats its performer line; P003's only clip is an unknown activity (A035): test only
+    assert seq["split"] == ["test", "test", "val"]
     assert seq["subject"] == ["P001", "P003", "P001"]
-    assert "skipped 2 clips: not in the split file" in capsys.readouterr().out  # P018, P004
+    out = capsys.readouterr().out
+    assert "skipped 2 clips: not in the split file" in out  # P018, P004
+    assert "1 clips of unknown activities (A034-A039) put in test, not in their performer's split" in out
+    # a clip line of its own is applied as written (e.g. to reproduce a published split), with a note
+    split.write_text("P001 val\nS001C001P003R001A035 train\nS001C001P001R001A001 test\n")
+    assert main(_args(dataset, tmp_path / "out2.h5", "--split-file", str(split))) == 0
+    assert read_h5(tmp_path / "out2.h5")["sequences"]["split"] == ["test", "train", "val"]
+    out = capsys.readouterr().out
+    assert "1 clips of unknown activities put in train/val by clip lines" in out
+    assert "no clip is in the test split" not in out
+    split.write_text("P001 val\nP003 val\n")  # the unknown clip still goes to test: never empty here
+    assert main(_args(dataset, tmp_path / "out3.h5", "--split-file", str(split))) == 0
+    split.write_text("P001 val\n")
+    assert main(_args(dataset, tmp_path / "out4.h5", "--split-file", str(split))) == 0
+    assert "note: no clip is in the test split" in capsys.readouterr().out
 
 
 def test_deterministic(tmp_path, dataset, same_files):

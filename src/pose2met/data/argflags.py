@@ -20,12 +20,13 @@ def flag_for_path(
     best: tuple[tuple[int, int], tuple[str, Path]] | None = None
     for action in parser._actions:  # argparse keeps no public list of actions
         value = getattr(args, action.dest, None)
-        is_path = action.type in (None, str, Path) and action.choices is None
+        is_path = action.type in (None, str, Path, output_file) and action.choices is None
         if not action.option_strings or not is_path or not isinstance(value, (str, os.PathLike)):
             continue
         path = Path(value)
         full = path.absolute()
-        if failed == full or (failed.parent == full.parent and failed.name.startswith(f".{full.name}")):
+        temp_file = failed.name.startswith((f".{full.name}.", f".{full.stem}.")) and ".tmp" in failed.name
+        if failed == full or (failed.parent == full.parent and temp_file):
             return action.option_strings[-1], path
         if failed in full.parents:  # a folder on the way to the option's path (mkdir): the nearest
             rank = (3, -len(full.parts))
@@ -49,3 +50,34 @@ def describe_os_error(err: OSError, parser: argparse.ArgumentParser, args: argpa
         return f"{flag} {value}: {failed} is a file, not a folder"
     reason = err.strerror or str(err)
     return f"{flag} {value}: {reason}" + ("" if failed.absolute() == value.absolute() else f" ({failed})")
+
+
+def output_file(text: str) -> Path:
+    """argparse ``type`` of ``--output FILE.h5``: a file path, not a folder (``.``, ``dir/``)."""
+    if not text or text.endswith(("/", os.sep)) or Path(text).name in ("", ".", ".."):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} names a folder; expected a file path such as data/name.h5"
+        )
+    return Path(text)
+
+
+def output_problem(output: Path, parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
+    """Why ``--output`` cannot be written, checked before any input is read: a folder, a location that
+    cannot be created, or one of the command's own input files (``--overwrite`` would replace it)."""
+    from pose2met.atomic import unwritable_reason  # noqa: PLC0415 - keeps this module import-light
+
+    if output.is_dir():
+        return f"--output {output}: is a folder; expected a file path such as {output / 'name.h5'}"
+    reason = unwritable_reason(output)
+    if reason:
+        return f"--output {output}: cannot create it ({reason})"
+    if output.exists():
+        for action in parser._actions:
+            value = getattr(args, action.dest, None)
+            is_input = action.dest != "output" and bool(action.option_strings)
+            if not is_input or not isinstance(value, (str, os.PathLike)):
+                continue
+            if Path(value).is_file() and os.path.samefile(value, output):
+                flag = action.option_strings[-1]
+                return f"--output {output} is the input {flag} {value}; write the converted file elsewhere"
+    return None

@@ -113,6 +113,8 @@ class Pose2MetDataModule(L.LightningDataModule):
                 raise ValueError(f"Pose2MetDataModule: {name} must be >= 1 or None, got {value}")
         if num_workers < 0:
             raise ValueError(f"Pose2MetDataModule: num_workers must be >= 0, got {num_workers}")
+        if path is not None and Path(path).is_dir():
+            raise ValueError(f"{path}: is a folder; expected a Pose2Met .h5 file (data.path)")
         if path is not None and not Path(path).is_file():
             raise FileNotFoundError(
                 f"{path}: no such Pose2Met file (convert a public dataset with data_prep/*.py, "

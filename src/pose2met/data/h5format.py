@@ -10,6 +10,7 @@ Layout (see ``docs/data_format.md``)::
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from pose2met.atomic import atomic_path
 from pose2met.checks import is_positive_number
 from pose2met.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS
 
@@ -214,15 +216,16 @@ def write_dataset(
         The written path. An existing file is never touched unless the new one is complete.
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder; expected a .h5 file path", str(path))
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+        raise FileExistsError(f"{path} exists; pass --overwrite (overwrite=True) to replace it")
     if not is_positive_number(fps):
         raise SchemaError(path, "attrs/fps", f"expected a positive, finite frame rate, got {fps!r}")
     frames_out, seq_out = validate_arrays(frames, sequences, cameras, path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with h5py.File(tmp, "w") as f:
+        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
             f.attrs.update(
                 {
                     "format": FORMAT_NAME,
@@ -249,7 +252,8 @@ def write_dataset(
                 c = g.create_group(cam)
                 for k, v in params.items():
                     c.attrs[k] = v
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    except OSError as err:  # h5py's errors name only its temporary file, inside the message
+        if err.filename is not None:
+            raise
+        raise OSError(err.errno, f"cannot write the HDF5 file ({err})", str(path)) from err
     return path

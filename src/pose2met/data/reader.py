@@ -86,6 +86,8 @@ class Pose2MetFile:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
+        if self.path.is_dir():
+            raise SchemaError(self.path, "/", "is a folder; expected a Pose2Met .h5 file")
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: no such Pose2Met file")
         try:
@@ -115,7 +117,7 @@ class Pose2MetFile:
                 self.path, "attrs/skeleton", f"expected 'h36m17', got {attrs.get('skeleton')!r}"
             )
         names = attrs.get("joint_names")
-        if names is None or tuple(names) != JOINT_NAMES:
+        if names is None or np.ndim(names) != 1 or tuple(str(n) for n in names) != JOINT_NAMES:
             raise SchemaError(
                 self.path, "attrs/joint_names", f"expected the h36m17 joints {list(JOINT_NAMES)}"
             )

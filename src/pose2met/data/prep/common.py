@@ -12,6 +12,8 @@ import argparse
 import pickle
 import re
 import sys
+import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from pose2met.data.argflags import describe_os_error
+from pose2met.data.argflags import describe_os_error, output_file, output_problem
 from pose2met.data.h5format import SEQUENCE_ARRAYS, SchemaError, write_dataset
 from pose2met.data.interrupts import Terminated, interrupted_message, sigterm_raises
 
@@ -91,7 +93,7 @@ def load_npz(path: str | Path, what: str) -> Mapping[str, np.ndarray]:
         raise PrepError(f"{path}: file not found (expected {what})") from None
     except IsADirectoryError:
         raise PrepError(f"{path}: is a directory (expected {what})") from None
-    except (OSError, ValueError, EOFError, pickle.UnpicklingError) as e:
+    except (OSError, ValueError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, zlib.error) as e:
         raise PrepError(f"{path}: not a readable .npz archive ({e}); expected {what}") from None
 
 
@@ -318,15 +320,34 @@ def natural_sorted(items: Any) -> list:
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     """``--output`` and ``--overwrite``, shared by every converter CLI."""
     parser.add_argument(
-        "--output", required=True, type=Path, metavar="FILE.h5", help="Pose2Met HDF5 file to write"
+        "--output", required=True, type=output_file, metavar="FILE.h5", help="Pose2Met HDF5 file to write"
     )
     parser.add_argument(
         "--overwrite", action="store_true", help="replace FILE.h5 if it exists (default: refuse)"
     )
 
 
+#: Plausible median pelvis-thorax distance of ``joints_3d`` in mm (a person's is about 500 mm): a
+#: factor of 1000 off either way (metres, or millimetres scaled again) falls outside.
+TORSO_MM_RANGE = (20.0, 20_000.0)
+
+
+def check_millimetres(joints_3d: np.ndarray) -> None:
+    """Refuse ``joints_3d (N, 17, 3)`` whose scale says the source was not in the expected unit."""
+    torso = float(np.median(np.linalg.norm(joints_3d[:, 8] - joints_3d[:, 0], axis=-1)))
+    low, high = TORSO_MM_RANGE
+    if not low <= torso <= high:
+        raise PrepError(
+            f"3D joints: the median pelvis-thorax distance is {torso:.3g} mm, expected about 500 mm "
+            f"({low:g}-{high:g}); the 3D input is in another unit than the converter expects "
+            "(e.g. millimetres where metres are read, or the reverse)"
+        )
+
+
 def write_converted(conv: Converted, output: str | Path, overwrite: bool) -> Path:
     """Validate and write atomically; sequence names are dropped if the schema has no ``name`` array."""
+    if "joints_3d" in conv.frames and len(conv.frames["joints_3d"]):
+        check_millimetres(conv.frames["joints_3d"])
     sequences = dict(conv.sequences)
     if "name" not in SEQUENCE_ARRAYS:
         sequences.pop("name", None)
@@ -358,6 +379,10 @@ def run_converter(
     except SystemExit as e:  # --help (0) or a usage error (2): argparse already printed the message
         return int(e.code) if isinstance(e.code, int) else 2
     output = Path(args.output)
+    problem = output_problem(output, parser, args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         if output.exists() and not args.overwrite:
             raise FileExistsError(f"{output} exists; pass --overwrite to replace it")

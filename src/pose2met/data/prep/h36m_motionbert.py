@@ -72,6 +72,12 @@ def _part_arrays(part: object, path: Path, split: str) -> dict[str, np.ndarray]:
     out["factor_2_5d"] = float_array(
         get_key(part, "2.5d_factor", where), f"{where}['2.5d_factor']", (n,), _F32
     )
+    if (out["factor_2_5d"] <= 0).any():
+        i = int(np.argmax(out["factor_2_5d"] <= 0))
+        raise PrepError(
+            f"{where}['2.5d_factor']: expected positive values (mm per pixel), got {out['factor_2_5d'][i]} "
+            f"at frame {i}"
+        )
     _check_factor(img3d, out["joints_3d"], out["factor_2_5d"], where)
     out["camera_name"] = str_array(get_key(part, "camera_name", where), f"{where}['camera_name']", n)
     out["source"] = str_array(get_key(part, "source", where), f"{where}['source']", n)

@@ -73,6 +73,12 @@ def convert_vid2burn_adl(
         if split is None:
             skipped["not in the split file"] += 1
             continue
+        if aset == "unknown" and split != "test":
+            if splits is not None and clip.name in splits.clips:  # named on its own line: as written
+                stats["unknown_kept"] += 1
+            else:  # a performer line: the protocol keeps unknown activities for testing
+                split = "test"
+                stats["unknown_to_test"] += 1
         frames = to_h36m(read_skeleton(path))
         if frames is None:
             skipped["no body in any frame"] += 1
@@ -93,7 +99,16 @@ def convert_vid2burn_adl(
         f"body-less frames: {stats['trimmed']} dropped at clip ends, {stats['interpolated']} interpolated "
         f"(confidence 0); {stats['multi_body']} frames listed several bodies (first one kept)"
     )
+    if stats["unknown_to_test"]:
+        notes.append(
+            f"{stats['unknown_to_test']} clips of unknown activities (A034-A039) put in test, not in their "
+            "performer's split (unknown activities are test only; a clip line of the split file overrides)"
+        )
+    if stats["unknown_kept"]:
+        notes.append(f"{stats['unknown_kept']} clips of unknown activities put in train/val by clip lines")
     frames_out, seqs = builder.build(notes)
+    if "test" not in seqs["split"]:
+        notes.append("no clip is in the test split")
     cameras = {c: camera_entry(*COLOR_SIZE) for c in sorted(set(seqs["camera"]))}
     return Converted(
         frames=frames_out,
@@ -116,7 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--skeletons", required=True, metavar="DIR", help="folder of NTU .skeleton files")
     parser.add_argument(
-        "--labels", required=True, metavar="F", help="Vid2Burn labels: .csv, or a pickled dict"
+        "--labels",
+        required=True,
+        metavar="F",
+        help="Vid2Burn labels: .csv or .txt (CSV), any other name a pickled dict",
     )
     parser.add_argument(
         "--split-file",

@@ -119,8 +119,8 @@ def load_labels(path: str | Path) -> Labels:
                 continue
             if len(row) != 2:
                 raise PrepError(f"{path}: line {i}: expected 2 columns (name, kcal/h), got {len(row)}")
-            if i == 1 and not _is_number(row[1]):
-                continue  # header row such as "File_name,Calorie_label"
+            if i == 1 and not _is_number(row[1]) and normalize_label_key(row[0].strip()) is None:
+                continue  # header row such as "File_name,Calorie_label" (its first column is no clip key)
             _add(labels, row[0], row[1].strip(), f"{path}: line {i}")
     else:
         data = load_pickle(path, "the Vid2Burn label pickle, a dict {clip name: kcal/h}")

@@ -7,9 +7,23 @@ import sys
 import time
 from collections.abc import Sequence
 
-from pose2met.data.argflags import describe_os_error
+from pose2met.data.argflags import describe_os_error, output_file, output_problem
 from pose2met.data.interrupts import Terminated, interrupted_message, sigterm_raises
 from pose2met.data.synthmet.generate import PRESETS, generate_to_file
+
+#: Largest ``--seed``: NumPy takes any non-negative integer, the seed attribute of the file an int64.
+MAX_SEED = 2**63 - 1
+
+
+def seed_value(text: str) -> int:
+    """argparse ``type`` of ``--seed``: an integer in ``0..MAX_SEED``."""
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 0 <= seed <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected an integer in 0..{MAX_SEED} (2**63 - 1), got {seed}")
+    return seed
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,8 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Generate SynthMet: 2D/3D pose sequences with kcal/h labels in the Pose2Met format.",
     )
     parser.add_argument("--preset", default="default", choices=sorted(PRESETS), help="dataset size")
-    parser.add_argument("--seed", type=int, default=0, help="generator seed (same seed -> same file)")
-    parser.add_argument("--output", required=True, help="output .h5 file")
+    parser.add_argument(
+        "--seed", type=seed_value, default=0, help=f"generator seed 0..{MAX_SEED} (same seed -> same file)"
+    )
+    parser.add_argument("--output", required=True, type=output_file, help="output .h5 file")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     return parser
 
@@ -28,6 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the generator CLI; returns the exit status (2 when the output exists, like ``data_prep/``)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    problem = output_problem(args.output, parser, args)
+    if problem:
+        print(f"synthmet: error: {problem}", file=sys.stderr)
+        return 2
     start = time.perf_counter()
     try:
         with sigterm_raises():

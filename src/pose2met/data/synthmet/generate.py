@@ -233,7 +233,7 @@ def generate_to_file(
     """Generate SynthMet and write it atomically to ``path`` (``FileExistsError`` unless ``overwrite``)."""
     path = Path(path)
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+        raise FileExistsError(f"{path} exists; pass --overwrite (overwrite=True) to replace it")
     bundle = generate(preset, seed)
     return write_dataset(
         path,
