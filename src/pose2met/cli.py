@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule, Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import Logger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
@@ -31,6 +31,7 @@ from pose2met.atomic import unwritable_reason, write_atomic
 from pose2met.data.datamodule import Pose2MetDataModule
 from pose2met.lit.callbacks import StageAwareCheckpoint, is_interrupt, run_dir
 from pose2met.lit.checkpoint import CHECKPOINT_META_KEY, CheckpointError, describe_mismatch, model_meta
+from pose2met.lit.predictions import PredictionFile
 from pose2met.lit.task import Pose2MetTask, TrainingDiverged
 from pose2met.safe_load import check_checkpoint_path
 
@@ -240,9 +241,10 @@ class Pose2MetCLI(LightningCLI):
             self.trainer.logger if isinstance(self.trainer.logger, Logger) and logger is not False else None
         )
 
-    def check_checkpoint_fits(self) -> None:
+    def check_checkpoint_fits(self) -> object:
         """Fail in one line when ``--ckpt_path`` holds weights of another architecture than the config's
-        (Lightning's strict load would dump every key); the usual cause is a missing ``--config``."""
+        (Lightning's strict load would dump every key); the usual cause is a missing ``--config``.
+        Returns the checkpoint read (``None`` without one)."""
         self.resolve_ckpt_alias()
         ckpt, self._checked_checkpoint = getattr(self, "_checked_checkpoint", None), None
         state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
@@ -253,11 +255,37 @@ class Pose2MetCLI(LightningCLI):
                 f"{path}: its weights do not fit the model of this config: {problem}; pass the config "
                 "the run saved (config.yaml in its run folder) with --config"
             )
+        return ckpt
 
     def _before_run(self) -> None:
         """Check that the checkpoint fits the config, and start the clock of ``--results_json``."""
-        self.check_checkpoint_fits()
+        self.check_checkpoint_settings(self.check_checkpoint_fits())
         self._started = time.perf_counter()
+
+    def check_checkpoint_settings(self, ckpt: object) -> None:
+        """Refuse evaluating random weights, and a checkpoint trained for another target space or input:
+        its weights fit, but its outputs mean something else, so the metrics would be silently wrong."""
+        path = self.config_init[self.subcommand].get("ckpt_path")
+        if self.subcommand != "fit" and path is None and not getattr(self.model, "init_from", None):
+            raise CheckpointError(
+                f"pose2met {self.subcommand} without --ckpt_path would score the untrained model's random "
+                "weights; pass --ckpt_path FILE (or best / last for the latest run of this config)"
+            )
+        meta = ckpt.get(CHECKPOINT_META_KEY) if isinstance(ckpt, dict) else None
+        if path is None or not isinstance(meta, dict):
+            return
+        here = {
+            "target_space": getattr(self.datamodule, "target_space", None),
+            "input_kind": getattr(self.model, "input_kind", None),
+        }
+        flags = {"target_space": "--data.target_space", "input_kind": "the task's setting"}
+        for key, value in here.items():
+            stored = meta.get(key)
+            if stored is not None and value is not None and stored != value:
+                raise CheckpointError(
+                    f"{path}: the checkpoint was trained with {key} {stored!r}, this config uses {value!r}; "
+                    f"set {flags[key]} to match (its outputs would be read in the wrong space)"
+                )
 
     def before_fit(self) -> None:
         self._before_run()
@@ -270,6 +298,8 @@ class Pose2MetCLI(LightningCLI):
 
     def before_predict(self) -> None:
         self._before_run()
+        if not any(isinstance(c, BasePredictionWriter) for c in self.trainer.callbacks):
+            self.trainer.callbacks.append(PredictionFile())  # Lightning would discard the outputs
 
     def after_fit(self) -> None:
         if not self.config_get("test_after_fit") or self.trainer.fast_dev_run or self.trainer.interrupted:

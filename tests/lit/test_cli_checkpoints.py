@@ -8,6 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from tests.lit.test_training import CONF, cli_args, datamodule, tiny_encoder, tiny_trainer
@@ -396,3 +397,85 @@ def test_invalid_stored_model_settings_name_the_file(
     message = str(err.value)
     assert message.startswith(f"{tmp_path / 'edited.ckpt'}: its stored model settings (the 'pose2met' entry)")
     assert words in message
+
+
+@pytest.mark.parametrize("subcommand", ["test", "validate", "predict"])
+def test_evaluating_without_a_checkpoint_is_refused_before_any_run_folder(
+    subcommand: str, synthmet_tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Without --ckpt_path the model holds random weights: its metrics would look normal but mean nothing."""
+    args = cli_args(HPE, synthmet_tiny, tmp_path)
+    assert main([subcommand, *args[1:]]) == 2
+    _one_error_line(capsys, f"pose2met {subcommand} without --ckpt_path would score", "random weights")
+    assert not any(tmp_path.iterdir())
+
+
+def test_checkpoint_of_another_target_space_is_refused(
+    finished_run: Path, synthmet_tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Same weights shape, other meaning: a camera-space model read as image25d gives other MPJPEs."""
+    last = finished_run / NAME / "version_0" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["pose2met"]["target_space"] == "camera"
+    args = ["test", *cli_args(HPE, synthmet_tiny, tmp_path)[1:], "--ckpt_path", str(last)]
+    assert main([*args, "--data.target_space", "image25d"]) == 2
+    _one_error_line(capsys, str(last), "trained with target_space 'camera', this config uses 'image25d'")
+    assert not any(tmp_path.iterdir())
+
+
+def test_predict_writes_every_clip_with_the_model_outputs(
+    finished_run: Path, synthmet_tiny: Path, tmp_path: Path
+) -> None:
+    last = finished_run / NAME / "version_0" / "checkpoints" / "last.ckpt"
+    args = ["predict", *cli_args(HPE, synthmet_tiny, tmp_path)[1:], "--ckpt_path", str(last)]
+    cli = cli_main([*args, "--model.init_args.test_flip", "false", "--trainer.fast_dev_run", "false"])
+    (written,) = list(tmp_path.rglob("predictions.npz"))
+    with np.load(written) as f:
+        saved = {k: f[k] for k in f.files}
+    batches = list(cli.datamodule.predict_dataloader())
+    clips = sum(len(b["input_2d"]) for b in batches)
+    assert saved["pose_3d"].shape == (clips, 9, 17, 3) and len(saved["sequence"]) == clips
+    first = batches[0]
+    model = cli.model.model.eval()
+    with torch.no_grad():  # the model's own forward on the first batch, independent of the writer
+        expected = model(first["input_2d"])["pose_3d"].numpy()
+    np.testing.assert_allclose(saved["pose_3d"][: len(expected)], expected, atol=1e-6, rtol=0)
+    np.testing.assert_array_equal(saved["frame_index"][: len(expected)], first["frame_index"].numpy())
+    assert list(saved["sequence"][: len(expected)]) == list(first["sequence"])
+
+
+def test_init_from_another_architecture_is_refused(hpe_checkpoint_for_init: Path) -> None:
+    from pose2met.lit.checkpoint import CheckpointError
+
+    with pytest.raises(
+        CheckpointError, match=r"of the \d+ encoder tensors of this model do not fit the file"
+    ):
+        EnergyTask(
+            tiny_encoder(dim_feat=32, dim_rep=64),
+            setting="3d_finetune",
+            init_from=str(hpe_checkpoint_for_init),
+        )
+    with pytest.raises(
+        CheckpointError, match=r"'encoder\.pos_embed_t' \(1, 5, 1, 16\) here vs \(1, 9, 1, 16\)"
+    ):
+        EnergyTask(tiny_encoder(num_frames=5), setting="3d_finetune", init_from=str(hpe_checkpoint_for_init))
+    EnergyTask(
+        tiny_encoder(), setting="3d_finetune", init_from=str(hpe_checkpoint_for_init)
+    )  # the same: loads
+
+
+@pytest.fixture(scope="module")
+def hpe_checkpoint_for_init(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("init") / "hpe.ckpt"
+    task = HPETask(tiny_encoder())
+    torch.save({"state_dict": task.state_dict(), "pose2met": {}}, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "weights", [{"mpjpe": -1.0}, {"mpjpe": float("nan")}, {"mpjpe": 0.0, "n_mpjpe": 0.0, "velocity": 0.0}]
+)
+def test_pose_loss_weights_must_be_finite_non_negative_and_not_all_zero(weights: dict) -> None:
+    from pose2met.lit.losses import PoseLossWeights
+
+    with pytest.raises(ValueError, match="pose_loss_weights: "):
+        PoseLossWeights(**weights)

@@ -542,3 +542,27 @@ def test_unknown_command_lists_every_command(command: str, hint: str, capsys: py
     err = capsys.readouterr().err
     assert err.startswith(f"error: unknown command {command!r}") and err.count("\n") == 1
     assert all(name in err for name in ("fit", "test", "infer", "export", "viz", "data")) and hint in err
+
+
+def test_unified_only_settings_are_ignored_with_a_warning_elsewhere() -> None:
+    """stages and calorie_pose_features are documented as unified-only: a standard task runs no schedule."""
+    hpe_stage = TrainingStage("hpe", 1, pose_weight=1.0, kcal_weight=0.0)
+    with pytest.warns(UserWarning, match="stages and calorie_pose_features apply to setting 'unified' only"):
+        task = EnergyTask(tiny_encoder(), setting="standard", stages=[hpe_stage], calorie_pose_features=True)
+    assert task.stages == [] and task.current_stage() is None and task.selectable_epoch()
+    assert not task.model.calorie_head.use_pose_features
+
+
+def test_labels_outside_the_energy_bins_are_reported(synthmet_tiny: Path, tmp_path: Path) -> None:
+    import h5py
+
+    with h5py.File(synthmet_tiny, "r") as f:
+        kcal = f["sequences/kcal"][()]
+    high = float(np.quantile(kcal, 0.5))
+    expected = int((kcal > high).sum())
+    task = EnergyTask(tiny_encoder(), num_bins=50, kcal_range=(0.0, high))
+    trainer = tiny_trainer(tmp_path, limit_train_batches=1, limit_val_batches=1)
+    with pytest.warns(
+        UserWarning, match=rf": {expected} of {len(kcal)} sequences have kcal/h labels outside"
+    ):
+        trainer.fit(task, datamodule=datamodule(synthmet_tiny))

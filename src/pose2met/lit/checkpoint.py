@@ -117,8 +117,19 @@ def load_weights_into(model: nn.Module, path: str | os.PathLike) -> list[str]:
         for k, v in source.items()
         if k in target and target[k].shape == v.shape and not k.endswith(BIN_CENTERS)  # the new task's bins
     }
-    if not any(k.startswith("encoder.") for k in matched):
-        raise CheckpointError(f"{path}: no encoder weights match this model (different architecture?)")
+    encoder = {k: v for k, v in target.items() if k.startswith("encoder.")}
+    unfit = [k for k in encoder if k not in matched]
+    if unfit:  # a partial encoder would train mostly from scratch while looking initialized
+        examples = ", ".join(
+            f"'{k}' {tuple(encoder[k].shape)} here vs "
+            + (f"{tuple(source[k].shape)}" if k in source else "absent")
+            + " in the file"
+            for k in unfit[:2]
+        )
+        raise CheckpointError(
+            f"{path}: {len(unfit)} of the {len(encoder)} encoder tensors of this model do not fit the "
+            f"file ({examples}); init_from needs an encoder of the same architecture and num_frames"
+        )
     model.load_state_dict(matched, strict=False)
     return sorted(matched)
 

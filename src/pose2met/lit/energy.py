@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from pose2met.checks import finite_float
 from pose2met.lit.losses import PoseLossWeights
@@ -102,7 +102,17 @@ class EnergyTask(Pose2MetTask):
             lr_scheduler=lr_scheduler,
         )
         self.setting = setting
-        self.stages = list(stages) if stages else (list(DEFAULT_UNIFIED_STAGES) if unified else [])
+        ignored = [
+            name
+            for name, given in (("stages", stages), ("calorie_pose_features", calorie_pose_features))
+            if given
+        ]
+        if ignored and not unified:
+            rank_zero_warn(
+                f"EnergyTask: {' and '.join(ignored)} apply to setting 'unified' only; ignored for "
+                f"setting {setting!r}"
+            )
+        self.stages = (list(stages) if stages else list(DEFAULT_UNIFIED_STAGES)) if unified else []
         for stage in self.stages:
             if stage.epochs <= 0:
                 raise ValueError(f"stage '{stage.name}': epochs must be positive, got {stage.epochs}")

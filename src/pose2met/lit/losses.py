@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -16,6 +17,14 @@ class PoseLossWeights:
     mpjpe: float = 1.0
     n_mpjpe: float = 0.5
     velocity: float = 20.0
+
+    def __post_init__(self) -> None:
+        values = {"mpjpe": self.mpjpe, "n_mpjpe": self.n_mpjpe, "velocity": self.velocity}
+        bad = {k: v for k, v in values.items() if not (isinstance(v, (int, float)) and 0 <= v < math.inf)}
+        if bad:
+            raise ValueError(f"pose_loss_weights: weights must be finite and >= 0, got {bad}")
+        if not any(values.values()):
+            raise ValueError(f"pose_loss_weights: at least one weight must be > 0, got {values}")
 
 
 def _joint_error(pred: Tensor, target: Tensor) -> Tensor:

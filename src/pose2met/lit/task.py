@@ -11,6 +11,7 @@ import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.plugins.layer_sync import TorchSyncBatchNorm
+from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torch import Tensor
 
@@ -178,6 +179,21 @@ class Pose2MetTask(L.LightningModule):
     def on_fit_start(self) -> None:
         self.check_trainer_settings()
 
+    def warn_labels_outside_bins(self, path: object, kcal: Sequence[float]) -> None:
+        """Warn when kcal/h labels fall outside the energy bins: targets and predictions are clamped to
+        the edge bins there, so those sequences are learned and scored against the range's end."""
+        head = self.model.calorie_head
+        labels = torch.as_tensor(kcal, dtype=torch.float64)
+        low, high = float(head.kcal_min), float(head.kcal_max)
+        outside = int(((labels < low) | (labels > high)).sum())
+        if outside and not getattr(self, "_warned_bins", False):  # once, not at every stage's setup
+            self._warned_bins = True
+            rank_zero_warn(
+                f"{path}: {outside} of {len(labels)} sequences have kcal/h labels outside the bins' range "
+                f"[{low:g}, {high:g}] (labels {labels.min():.1f} to {labels.max():.1f}); they are clamped to "
+                "the edge bins: widen --model.init_args.kcal_range to cover them"
+            )
+
     def setup(self, stage: str) -> None:
         """Check the data fit the task and build one metric set per evaluation stage."""
         silence_synced_metric_advice()
@@ -189,6 +205,8 @@ class Pose2MetTask(L.LightningModule):
             raise ValueError(f"{dm.path}: the task needs 3D joints (/frames/joints_3d) but the file has none")
         if self.has_kcal and not dm.has_kcal:
             raise ValueError(f"{dm.path}: the task needs kcal labels (/sequences/kcal) but the file has none")
+        if self.has_kcal:
+            self.warn_labels_outside_bins(dm.path, dm.file.sequences["kcal"])
         self.target_space = dm.target_space
         for split in ("val", "test"):
             if split in self.metrics:
