@@ -60,7 +60,11 @@ def test_command_overrides(tmp_path: Path) -> None:
     assert json.loads(flag(cmd, enc + "stap_kernel")) == [5, 5]
     assert json.loads(flag(cmd, enc + "stap_stride")) == [2, 2]
     assert flag(cmd, enc + "joint_mixer") == "mixste" and flag(cmd, enc + "stap") == "false"
-    assert flag(cmd, "--data.num_frames") == "9" and flag(cmd, "--seed_everything") == "2"
+    assert (
+        flag(cmd, "--data.num_frames") == "9"
+        and flag(cmd, "--seed_everything") == "2"
+        and flag(cmd, "--data.seed") == "2"
+    )
     assert flag(cmd, "--trainer.max_epochs") == str(QUICK.max_epochs)
     assert flag(cmd, "--trainer.logger.init_args.group") == "t6"
     assert flag(cmd, "--trainer.logger.init_args.name") == spec.run_id

@@ -566,3 +566,37 @@ def test_labels_outside_the_energy_bins_are_reported(synthmet_tiny: Path, tmp_pa
         UserWarning, match=rf": {expected} of {len(kcal)} sequences have kcal/h labels outside"
     ):
         trainer.fit(task, datamodule=datamodule(synthmet_tiny))
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "words"),
+    [
+        ("--trainer.accumulate_grad_batches", "0", "trainer.accumulate_grad_batches must be >= 1, got 0"),
+        ("--trainer.gradient_clip_val", "-1.0", "trainer.gradient_clip_val must be >= 0 and finite"),
+    ],
+)
+def test_trainer_settings_lightning_would_crash_on_or_ignore(
+    flag: str, value: str, words: str, synthmet_tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    args = cli_args(CONF / "experiment/stapformer-s_synthmet-27f_cpu-hpe.yaml", synthmet_tiny, tmp_path)
+    assert main([*args, flag, value]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"error: {words}"), err
+    assert not any("Traceback" in line for line in err)
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (
+            lambda opt: torch.optim.lr_scheduler.ExponentialLR(opt, gamma=-1.0),
+            "learning rate -0.0005 after 1",
+        ),
+        (lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=0), "StepLR fails when stepped"),
+        (lambda opt: torch.optim.lr_scheduler.ReduceLROnPlateau(opt), "ReduceLROnPlateau is not supported"),
+    ],
+)
+def test_scheduler_settings_are_checked_when_the_task_is_built(make, words: str) -> None:
+    with pytest.raises(ValueError, match=f"model.init_args.lr_scheduler: .*{words}"):
+        HPETask(tiny_encoder(), lr_scheduler=make)
+    HPETask(tiny_encoder(), lr_scheduler=lambda opt: torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.9))

@@ -104,6 +104,7 @@ def build_command(
     cmd += s.overrides()
     cmd += [
         "--seed_everything", str(spec.seed),
+        "--data.seed", str(spec.seed),  # the data order, subsets and flips too, not only the weights
         "--data.max_train_clips", str(budget.max_train_clips),
         "--trainer.check_val_every_n_epoch", "1",
         "--data.max_val_clips", str(budget.max_val_clips),

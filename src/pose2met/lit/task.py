@@ -159,7 +159,9 @@ class Pose2MetTask(L.LightningModule):
 
         * ``sync_batchnorm`` (when fitting, the only stage Lightning converts in): its conversion swaps
           each token batch norm for a plain ``SyncBatchNorm`` that treats the frame axis as channels;
-        * Apple MPS: metrics and energy targets are accumulated in float64, which MPS lacks.
+        * Apple MPS: metrics and energy targets are accumulated in float64, which MPS lacks;
+        * ``accumulate_grad_batches`` below 1 and a negative or non-finite ``gradient_clip_val``
+          (Lightning divides by the first and silently skips clipping for the second).
         """
         strategy = self._trainer.strategy if self._trainer is not None else None
         # Lightning's own layer sync (sync_batchnorm=True) converts the model after setup()
@@ -170,6 +172,15 @@ class Pose2MetTask(L.LightningModule):
                 "--trainer.sync_batchnorm false (each GPU then normalizes over its own batch, as the "
                 "DataParallel training of MotionBERT-style code does)"
             )
+        trainer = self._trainer
+        if stage == "fit" and trainer is not None:
+            if trainer.accumulate_grad_batches < 1:
+                raise ValueError(
+                    f"trainer.accumulate_grad_batches must be >= 1, got {trainer.accumulate_grad_batches}"
+                )
+            clip = trainer.gradient_clip_val
+            if clip is not None and not 0 <= float(clip) < float("inf"):
+                raise ValueError(f"trainer.gradient_clip_val must be >= 0 and finite (0: off), got {clip}")
         if strategy is not None and strategy.root_device.type == "mps":
             raise ValueError(
                 "trainer.accelerator: Apple MPS is not supported (metrics and energy targets are "
@@ -398,11 +409,43 @@ class Pose2MetTask(L.LightningModule):
         learning rate) surfaces when the task is built, before any run folder is made. Other failures
         (an optimizer that needs accelerator parameters) are left to :meth:`configure_optimizers`."""
         try:
-            self.build_optimizer([torch.nn.Parameter(torch.zeros(1))])
+            optimizer, scheduler = self.build_optimizer([torch.nn.Parameter(torch.zeros(1))])
         except ValueError:
             raise
         except Exception:  # noqa: BLE001 - not a settings error; the real build reports it
             return
+        self.check_scheduler_settings(optimizer, scheduler)
+
+    @staticmethod
+    def check_scheduler_settings(optimizer: torch.optim.Optimizer, scheduler: Any, epochs: int = 3) -> None:
+        """Step the scheduler of a probe optimizer for a few epochs: it must run and keep every learning
+        rate finite and >= 0 (``StepLR(step_size=0)`` divides by zero, a negative ``gamma`` flips the
+        sign). ``ReduceLROnPlateau`` is refused: it needs a monitored metric, and Pose2Met steps every
+        scheduler once per epoch."""
+        name = type(scheduler).__name__
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            raise ValueError(
+                "model.init_args.lr_scheduler: ReduceLROnPlateau is not supported (it needs a monitored "
+                "metric); use a schedule such as ExponentialLR, StepLR or CosineAnnealingLR"
+            )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "scheduler.step() before optimizer.step()": a probe
+            for epoch in range(1, epochs + 1):
+                try:
+                    scheduler.step()
+                except ZeroDivisionError as err:
+                    raise ValueError(
+                        f"model.init_args.lr_scheduler: {name} fails when stepped ({err}); check its "
+                        "settings (e.g. step_size >= 1)"
+                    ) from None
+                except Exception:  # noqa: BLE001 - e.g. a schedule shorter than the probe: not ours
+                    return
+                lrs = [group["lr"] for group in optimizer.param_groups]
+                if not all(0 <= lr < float("inf") for lr in lrs):
+                    raise ValueError(
+                        f"model.init_args.lr_scheduler: {name} makes the learning rate {lrs[0]} after "
+                        f"{epoch} epoch(s); expected finite values >= 0 (e.g. gamma in (0, 1])"
+                    )
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer, scheduler = self.build_optimizer([p for p in self.parameters() if p.requires_grad])
