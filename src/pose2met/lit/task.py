@@ -174,11 +174,10 @@ class Pose2MetTask(L.LightningModule):
             )
         trainer = self._trainer
         if stage == "fit" and trainer is not None:
-            if trainer.accumulate_grad_batches < 1:
-                raise ValueError(
-                    f"trainer.accumulate_grad_batches must be >= 1, got {trainer.accumulate_grad_batches}"
-                )
-            clip = trainer.gradient_clip_val
+            accumulate = getattr(trainer, "accumulate_grad_batches", 1)
+            if accumulate < 1:
+                raise ValueError(f"trainer.accumulate_grad_batches must be >= 1, got {accumulate}")
+            clip = getattr(trainer, "gradient_clip_val", None)
             if clip is not None and not 0 <= float(clip) < float("inf"):
                 raise ValueError(f"trainer.gradient_clip_val must be >= 0 and finite (0: off), got {clip}")
         if strategy is not None and strategy.root_device.type == "mps":
