@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 os.environ.setdefault("WANDB_MODE", "offline")
@@ -18,6 +19,18 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 REFERENCE_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "reference")
+
+
+@pytest.fixture(autouse=True)
+def _python_sigint_handler():
+    """Each test starts with Python's KeyboardInterrupt handler for SIGINT, as in a terminal: also when
+    pytest was started with SIGINT ignored (``nohup``, a background job of a non-interactive shell),
+    which the interrupt tests and the converters they start would inherit, and whatever handler an
+    earlier test's Lightning shutdown left (Lightning ignores SIGINT while it tears down)."""
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(autouse=True)
