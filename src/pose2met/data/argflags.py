@@ -7,6 +7,18 @@ import os
 from pathlib import Path
 
 
+def path_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[tuple[str, Path]]:
+    """``(option, value)`` of every path option given; options with ``choices`` or a non-string type
+    are not paths."""
+    found = []
+    for action in parser._actions:  # argparse keeps no public list of actions
+        value = getattr(args, action.dest, None)
+        is_path = action.type in (None, str, Path, output_file) and action.choices is None
+        if action.option_strings and is_path and isinstance(value, (str, os.PathLike)):
+            found.append((action.option_strings[-1], Path(value)))
+    return found
+
+
 def flag_for_path(
     parser: argparse.ArgumentParser, args: argparse.Namespace, filename: object
 ) -> tuple[str, Path] | None:
@@ -18,16 +30,11 @@ def flag_for_path(
         return None
     failed = Path(os.fsdecode(filename)).absolute()
     best: tuple[tuple[int, int], tuple[str, Path]] | None = None
-    for action in parser._actions:  # argparse keeps no public list of actions
-        value = getattr(args, action.dest, None)
-        is_path = action.type in (None, str, Path, output_file) and action.choices is None
-        if not action.option_strings or not is_path or not isinstance(value, (str, os.PathLike)):
-            continue
-        path = Path(value)
+    for flag, path in path_options(parser, args):
         full = path.absolute()
         temp_file = failed.name.startswith((f".{full.name}.", f".{full.stem}.")) and ".tmp" in failed.name
         if failed == full or (failed.parent == full.parent and temp_file):
-            return action.option_strings[-1], path
+            return flag, path
         if failed in full.parents:  # a folder on the way to the option's path (mkdir): the nearest
             rank = (3, -len(full.parts))
         elif full in failed.parents:  # under the option's folder: the deepest such folder
@@ -35,7 +42,7 @@ def flag_for_path(
         else:
             continue
         if best is None or rank > best[0]:
-            best = rank, (action.option_strings[-1], path)
+            best = rank, (flag, path)
     return None if best is None else best[1]
 
 
@@ -72,12 +79,7 @@ def output_problem(output: Path, parser: argparse.ArgumentParser, args: argparse
     if reason:
         return f"--output {output}: cannot create it ({reason})"
     if output.exists():
-        for action in parser._actions:
-            value = getattr(args, action.dest, None)
-            is_input = action.dest != "output" and bool(action.option_strings)
-            if not is_input or not isinstance(value, (str, os.PathLike)):
-                continue
-            if Path(value).is_file() and os.path.samefile(value, output):
-                flag = action.option_strings[-1]
-                return f"--output {output} is the input {flag} {value}; write the converted file elsewhere"
+        for flag, path in path_options(parser, args):
+            if flag != "--output" and path.is_file() and os.path.samefile(path, output):
+                return f"--output {output} is the input {flag} {path}; write the converted file elsewhere"
     return None

@@ -20,7 +20,6 @@ from torch import Tensor, nn
 
 from pose2met.atomic import write_atomic
 from pose2met.infer.predict import LoadedModel
-from pose2met.models import STAPFormer
 
 ExportFormat = Literal["onnx", "torchscript"]
 EXPORT_FORMATS: tuple[str, ...] = ("onnx", "torchscript")
@@ -37,9 +36,7 @@ TRACE_TOKEN_MAPS_PER_BLOCK = 10
 
 def trace_memory_floor(loaded: LoadedModel, frames: int, batch: int) -> int:
     """A lower bound on the bytes that tracing ``batch`` sequences of ``frames`` frames holds."""
-    encoder = next((m for m in loaded.model.modules() if isinstance(m, STAPFormer)), None)
-    if encoder is None:
-        return 0
+    encoder = loaded.encoder
     maps = TRACE_TOKEN_MAPS_PER_BLOCK * len(encoder.blocks)
     return maps * batch * frames * encoder.num_joints * encoder.dim_feat * 4
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -13,7 +12,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities import rank_zero_info
 
-from pose2met.atomic import write_atomic
+from pose2met.infer.outputs import write_result
 from pose2met.lit.callbacks import run_dir
 from pose2met.models.energy_bins import distribution_argmax, distribution_expectation
 
@@ -68,11 +67,6 @@ class PredictionFile(BasePredictionWriter):
         path = run_dir(trainer) / name
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {key: np.concatenate(parts) for key, parts in rows.items()}
-        write_atomic(path, lambda tmp: _save_npz(tmp, arrays))
+        write_result(path, arrays)
         count = len(next(iter(arrays.values())))
         rank_zero_info(f"[pose2met] predict: {count} clips -> {path} (keys: {', '.join(sorted(arrays))})")
-
-
-def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    with path.open("wb") as f:  # a file object: np.savez would append .npz to the temporary name
-        np.savez(f, **arrays)

@@ -136,6 +136,7 @@ class Pose2MetTask(L.LightningModule):
         self.energy_eval = energy_eval
         self.test_flip = test_flip
         self.init_from = init_from
+        self._warned_bins = False  # labels outside the energy bins: reported once per run
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
         self.check_optimizer_settings()
@@ -196,7 +197,7 @@ class Pose2MetTask(L.LightningModule):
         labels = torch.as_tensor(kcal, dtype=torch.float64)
         low, high = float(head.kcal_min), float(head.kcal_max)
         outside = int(((labels < low) | (labels > high)).sum())
-        if outside and not getattr(self, "_warned_bins", False):  # once, not at every stage's setup
+        if outside and not self._warned_bins:
             self._warned_bins = True
             rank_zero_warn(
                 f"{path}: {outside} of {len(labels)} sequences have kcal/h labels outside the bins' range "
