@@ -258,9 +258,22 @@ class Pose2MetCLI(LightningCLI):
         return ckpt
 
     def _before_run(self) -> None:
-        """Check that the checkpoint fits the config, and start the clock of ``--results_json``."""
+        """Check that the checkpoint and the data fit the config, and start the clock of
+        ``--results_json``."""
         self.check_checkpoint_settings(self.check_checkpoint_fits())
+        self.check_data()
         self._started = time.perf_counter()
+
+    def check_data(self) -> None:
+        """Build the datasets and check them against the task now, before the logger makes the run's
+        folder (Lightning's setup does that first, so a missing array would leave an empty
+        ``version_N``). A SynthMet file still to be generated is complete by construction."""
+        dm = self.datamodule
+        if not isinstance(dm, Pose2MetDataModule) or (dm.synthmet and not dm.file_path.exists()):
+            return
+        stage = self.subcommand if self.subcommand != "fit" or not self.config_get("test_after_fit") else None
+        dm.setup(stage)  # fit + test: all three splits (None)
+        self.model.check_data(dm)
 
     def check_checkpoint_settings(self, ckpt: object) -> None:
         """Refuse evaluating random weights, and a checkpoint trained for another target space or input:

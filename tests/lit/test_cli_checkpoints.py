@@ -479,3 +479,51 @@ def test_pose_loss_weights_must_be_finite_non_negative_and_not_all_zero(weights:
 
     with pytest.raises(ValueError, match="pose_loss_weights: "):
         PoseLossWeights(**weights)
+
+
+def test_mistyped_monitor_stops_after_the_sanity_check(
+    synthmet_tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    args = real_fit_args(HPE, synthmet_tiny, tmp_path) + ["--checkpoint.monitor", "val/mpjpee"]
+    assert main(args) == 2
+    _one_error_line(
+        capsys, "--checkpoint.monitor 'val/mpjpee': this task never logs it; did you mean 'val/mpjpe'?"
+    )
+    assert not list(tmp_path.rglob("*.ckpt"))  # stopped before the first training step
+
+
+@pytest.mark.parametrize(
+    ("monitor", "problem"),
+    [("val/mae", None), ("train/loss_step", None), ("train/pose_mpjpe_epoch", None), ("lr-AdamW", None),
+     ("train/stage", None), ("val/mea", "did you mean 'val/mae'?"),
+     ("train/kcal_k", "did you mean 'train/kcal_kl'?"),
+     ("train/mae", "logged in validation only: did you mean 'val/mae'?"),
+     ("zzz", "(it logs train/kcal_kl, ")],
+)  # fmt: skip
+def test_monitor_problem_names_the_close_metric(monitor: str, problem: str | None) -> None:
+    from pose2met.lit.callbacks import monitor_problem
+
+    logged = ["val/loss", "val/kcal_kl", "val/pose_mpjpe", "val/mae", "val/known/mae"]
+    found = monitor_problem(monitor, logged)
+    assert (found is None) if problem is None else (problem in found)
+    assert monitor_problem("val/anything", ["train/loss"]) is None  # no validation ran: Lightning's check
+
+
+@pytest.mark.parametrize(
+    ("dropped", "flags"),
+    [("frames/factor_2_5d", ["--data.target_space", "image25d"]),
+     ("frames/joints_2d_gt", ["--data.input_2d", "ground_truth"])],
+)  # fmt: skip
+def test_missing_data_array_leaves_no_run_folder(
+    dropped: str, flags: list[str], synthmet_tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import h5py
+
+    data = tmp_path / "data.h5"
+    data.write_bytes(synthmet_tiny.read_bytes())
+    with h5py.File(data, "a") as f:
+        del f[dropped]
+    root = tmp_path / "runs"
+    assert main(real_fit_args(HPE, data, root) + flags) == 2
+    _one_error_line(capsys, str(data), f"'/{dropped}'", "needs this array")
+    assert not root.exists() or not any(root.rglob("*")), sorted(root.rglob("*"))

@@ -51,7 +51,8 @@ def test_gaussian_target_matches_numpy_in_float64() -> None:
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [((2.7, 0.0, 10.0), "num_bins must be an integer >= 2"), ((True, 0.0, 1.0), "num_bins"),
+    [((2.7, 0.0, 10.0), "num_bins must be an integer in 2..100000"), ((True, 0.0, 1.0), "num_bins"),
+     ((10**9, 0.0, 1.0), "num_bins must be an integer in 2..100000, got 1000000000"),
      ((4, 0.0, float("inf")), "kcal_min < kcal_max"), ((4, 5.0, 5.0), "kcal_min < kcal_max")],
 )  # fmt: skip
 def test_bin_settings_are_checked(args: tuple, message: str) -> None:

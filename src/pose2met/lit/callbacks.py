@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import signal
@@ -19,7 +20,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
-from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from pose2met.data.transforms import target_to_mm
 from pose2met.lit.checkpoint_io import use_atomic_checkpoint_io
@@ -34,6 +35,34 @@ def is_interrupt(exception: BaseException) -> bool:
     if isinstance(exception, (KeyboardInterrupt, SIGTERMException)):
         return True
     return isinstance(exception, RuntimeError) and WORKER_KILLED.search(str(exception)) is not None
+
+
+#: The stage index of a staged schedule: logged in training only.
+TRAIN_ONLY_METRICS = ("train/stage",)
+
+
+def monitor_problem(monitor: str | None, logged: list[str]) -> str | None:
+    """Why ``monitor`` will never be logged, given the names a validation logged (None: it may be).
+
+    Training logs the validation's loss terms under ``train/`` (``train/loss``, ``train/loss_step``,
+    ``train/pose_mpjpe_epoch``, ...) but no evaluation metric. ``lr-*`` (a LearningRateMonitor's)
+    is left to Lightning.
+    """
+    if monitor is None or monitor.startswith("lr-") or not any(name.startswith("val/") for name in logged):
+        return None
+    loss_terms = [name[4:] for name in logged if re.fullmatch(r"val/(loss|pose_\w+|kcal_kl)", name)]
+    train = {f"train/{term}{suffix}" for term in loss_terms for suffix in ("", "_step", "_epoch")}
+    known = sorted({*logged, *train, *TRAIN_ONLY_METRICS})
+    if monitor in known:
+        return None
+    as_val = "val/" + monitor.removeprefix("train/")
+    if monitor.startswith("train/") and as_val in logged:
+        hint = f"; evaluation metrics are logged in validation only: did you mean {as_val!r}?"
+    elif close := difflib.get_close_matches(monitor, known, n=1):
+        hint = f"; did you mean {close[0]!r}?"
+    else:
+        hint = f" (it logs {', '.join(known[:10])}, ...)"
+    return f"--checkpoint.monitor {monitor!r}: this task never logs it{hint}"
 
 
 def run_dir(trainer: L.Trainer) -> Path:
@@ -63,6 +92,13 @@ class StageAwareCheckpoint(ModelCheckpoint):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
         use_atomic_checkpoint_io(trainer)
+
+    def on_sanity_check_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Check ``monitor`` against the names the sanity check's validation logged: Lightning checks
+        it only after the first training epoch's validation."""
+        problem = monitor_problem(self.monitor, list(trainer.callback_metrics))
+        if problem:
+            raise MisconfigurationException(problem)
 
     # ------------------------------------------------------------ interrupts
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.plugins import HalfPrecision
 from lightning.pytorch.plugins.layer_sync import TorchSyncBatchNorm
 from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
@@ -50,6 +51,22 @@ def silence_synced_metric_advice() -> None:
 
 #: Trainer precisions whose gradient scaler skips steps with a non-finite loss.
 FP16_LOSS_SCALING = ("16-mixed", "16")
+
+
+def keep_batches_in_float32(trainer: L.Trainer | None) -> None:
+    """Stop ``bf16-true`` / ``16-true`` from casting every float tensor of a batch to half precision.
+
+    Lightning casts whole batches, so the 3D targets and kcal/h labels would be rounded before the
+    losses and metrics (bf16 keeps 8 bits: a 4 m root depth moves by up to 16 mm, 300 kcal/h by 1).
+    Only the model input follows the model's dtype (:meth:`Pose2MetTask.model_input`).
+    """
+    plugin = getattr(trainer, "precision_plugin", None)
+    if isinstance(plugin, HalfPrecision):
+        plugin.convert_input = _unchanged  # type: ignore[method-assign]
+
+
+def _unchanged(data: Any) -> Any:
+    return data
 
 
 class TrainingDiverged(RuntimeError):
@@ -162,7 +179,9 @@ class Pose2MetTask(L.LightningModule):
           each token batch norm for a plain ``SyncBatchNorm`` that treats the frame axis as channels;
         * Apple MPS: metrics and energy targets are accumulated in float64, which MPS lacks;
         * ``accumulate_grad_batches`` below 1 and a negative or non-finite ``gradient_clip_val``
-          (Lightning divides by the first and silently skips clipping for the second).
+          (Lightning divides by the first and silently skips clipping for the second);
+        * training in ``16-true``: AdamW's ``eps`` (1e-8) is 0 in float16, so the first update makes
+          the weights of every parameter without gradient NaN.
         """
         strategy = self._trainer.strategy if self._trainer is not None else None
         # Lightning's own layer sync (sync_batchnorm=True) converts the model after setup()
@@ -181,6 +200,11 @@ class Pose2MetTask(L.LightningModule):
             clip = getattr(trainer, "gradient_clip_val", None)
             if clip is not None and not 0 <= float(clip) < float("inf"):
                 raise ValueError(f"trainer.gradient_clip_val must be >= 0 and finite (0: off), got {clip}")
+            if str(getattr(trainer, "precision", "")) == "16-true":
+                raise ValueError(
+                    "trainer.precision 16-true cannot train: AdamW's eps (1e-8) is 0 in float16 and the "
+                    "first step turns weights NaN; use 16-mixed (CUDA), bf16-mixed or bf16-true"
+                )
         if strategy is not None and strategy.root_device.type == "mps":
             raise ValueError(
                 "trainer.accelerator: Apple MPS is not supported (metrics and energy targets are "
@@ -205,17 +229,22 @@ class Pose2MetTask(L.LightningModule):
                 "the edge bins: widen --model.init_args.kcal_range to cover them"
             )
 
-    def setup(self, stage: str) -> None:
-        """Check the data fit the task and build one metric set per evaluation stage."""
-        silence_synced_metric_advice()
-        self.check_trainer_settings(stage)
-        dm = self.trainer.datamodule if self.trainer is not None else None
-        if dm is None:
-            raise ValueError("Pose2Met tasks need a Pose2MetDataModule (trainer.datamodule is None)")
+    def check_data(self, dm: Any) -> None:
+        """Refuse a data file without the arrays the heads are trained and scored on."""
         if (self.has_pose or self.input_kind == "3d") and not dm.has_3d:
             raise ValueError(f"{dm.path}: the task needs 3D joints (/frames/joints_3d) but the file has none")
         if self.has_kcal and not dm.has_kcal:
             raise ValueError(f"{dm.path}: the task needs kcal labels (/sequences/kcal) but the file has none")
+
+    def setup(self, stage: str) -> None:
+        """Check the data fit the task and build one metric set per evaluation stage."""
+        silence_synced_metric_advice()
+        self.check_trainer_settings(stage)
+        keep_batches_in_float32(self._trainer)
+        dm = self.trainer.datamodule if self.trainer is not None else None
+        if dm is None:
+            raise ValueError("Pose2Met tasks need a Pose2MetDataModule (trainer.datamodule is None)")
+        self.check_data(dm)
         if self.has_kcal:
             self.warn_labels_outside_bins(dm.path, dm.file.sequences["kcal"])
         self.target_space = dm.target_space
@@ -244,8 +273,10 @@ class Pose2MetTask(L.LightningModule):
 
     # ---------------------------------------------------------------- forward
     def model_input(self, batch: Mapping[str, Any]) -> Tensor:
-        """The encoder input ``(B, T, J, 3)``: normalized 2D + confidence, or root-relative 3D."""
-        return batch["input_2d"] if self.input_kind == "2d" else batch["target_3d"]
+        """The encoder input ``(B, T, J, 3)``: normalized 2D + confidence, or root-relative 3D, in the
+        model's dtype (batches stay float32 under half precision: :func:`keep_batches_in_float32`)."""
+        x = batch["input_2d"] if self.input_kind == "2d" else batch["target_3d"]
+        return x.to(self.dtype) if x.is_floating_point() else x
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         return self.model(x)

@@ -18,6 +18,10 @@ from torch import Tensor
 
 from pose2met.checks import finite_float, is_integer
 
+#: Most energy bins a head may have (a 0.01 kcal/h grid over 0-1000 kcal/h; each bin costs a weight
+#: row of the head and a column of every metric's distribution).
+MAX_BINS = 100_000
+
 
 def make_bin_centers(
     num_bins: int,
@@ -28,8 +32,8 @@ def make_bin_centers(
     device: torch.device | str | None = None,
 ) -> Tensor:
     """Centres ``kcal_min + (k + 1/2) (kcal_max - kcal_min) / K`` of K equal bins, shape ``(K,)``."""
-    if not is_integer(num_bins) or num_bins < 2:
-        raise ValueError(f"num_bins must be an integer >= 2, got {num_bins!r}")
+    if not is_integer(num_bins) or not 2 <= num_bins <= MAX_BINS:
+        raise ValueError(f"num_bins must be an integer in 2..{MAX_BINS}, got {num_bins!r}")
     if finite_float(kcal_min) is None or finite_float(kcal_max) is None or not kcal_max > kcal_min:
         raise ValueError(f"energy bin range needs kcal_min < kcal_max, got [{kcal_min}, {kcal_max}]")
     width = (kcal_max - kcal_min) / num_bins
