@@ -600,3 +600,36 @@ def test_scheduler_settings_are_checked_when_the_task_is_built(make, words: str)
     with pytest.raises(ValueError, match=f"model.init_args.lr_scheduler: .*{words}"):
         HPETask(tiny_encoder(), lr_scheduler=make)
     HPETask(tiny_encoder(), lr_scheduler=lambda opt: torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.9))
+
+
+@pytest.mark.parametrize(("interval", "halvings"), [("epoch", 2), ("step", 6)])
+def test_lr_interval_steps_the_schedule_per_epoch_or_per_optimizer_step(
+    interval: str, halvings: int, synthmet_tiny: Path, tmp_path: Path
+) -> None:
+    lr = 1e-3
+    task = HPETask(
+        tiny_encoder(),
+        optimizer=lambda params: torch.optim.AdamW(params, lr=lr),
+        lr_scheduler=lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5),
+        lr_interval=interval,  # type: ignore[arg-type]
+    )
+    trainer = tiny_trainer(tmp_path, max_epochs=2, limit_train_batches=3, limit_val_batches=1)
+    trainer.fit(task, datamodule=datamodule(synthmet_tiny))
+    assert trainer.global_step == 6  # two epochs of three steps
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(lr * 0.5**halvings, rel=1e-12)
+    with pytest.raises(ValueError, match="lr_interval must be 'epoch' or 'step', got 'batch'"):
+        HPETask(tiny_encoder(), lr_interval="batch")  # type: ignore[arg-type]
+
+
+def test_a_schedule_shorter_than_the_run_names_the_config_key(synthmet_tiny: Path, tmp_path: Path) -> None:
+    task = HPETask(
+        tiny_encoder(),
+        lr_scheduler=lambda opt: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=2),
+        lr_interval="step",
+    )
+    trainer = tiny_trainer(tmp_path, max_epochs=1, limit_train_batches=3, num_sanity_val_steps=0)
+    expected = (
+        r"model.init_args.lr_scheduler: OneCycleLR failed at step 3 \(Tried to step 3 times.*\); this run"
+    )
+    with pytest.raises(ValueError, match=expected + " takes 3 optimizer steps"):
+        trainer.fit(task, datamodule=datamodule(synthmet_tiny))

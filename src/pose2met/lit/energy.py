@@ -59,6 +59,7 @@ class EnergyTask(Pose2MetTask):
         compile: compile the encoder with ``torch.compile``.
         optimizer: optimizer factory.
         lr_scheduler: scheduler factory.
+        lr_interval: step the scheduler per ``"epoch"`` or per optimizer ``"step"``.
     """
 
     def __init__(
@@ -77,6 +78,7 @@ class EnergyTask(Pose2MetTask):
         compile: bool = False,
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
+        lr_interval: Literal["epoch", "step"] = "epoch",
     ) -> None:
         if setting == "3d_finetune" and not init_from:
             raise ValueError(
@@ -100,6 +102,7 @@ class EnergyTask(Pose2MetTask):
             compile=compile,
             optimizer=optimizer,
             lr_scheduler=lr_scheduler,
+            lr_interval=lr_interval,
         )
         self.setting = setting
         ignored = [

@@ -24,6 +24,7 @@ class HPETask(Pose2MetTask):
         compile: compile the encoder with ``torch.compile``.
         optimizer: optimizer factory (default AdamW lr 5e-4, wd 0.01).
         lr_scheduler: scheduler factory (default ExponentialLR gamma 0.99 per epoch).
+        lr_interval: step the scheduler per ``"epoch"`` or per optimizer ``"step"``.
     """
 
     def __init__(
@@ -37,6 +38,7 @@ class HPETask(Pose2MetTask):
         compile: bool = False,
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
+        lr_interval: Literal["epoch", "step"] = "epoch",
     ) -> None:
         super().__init__(
             encoder,
@@ -51,4 +53,5 @@ class HPETask(Pose2MetTask):
             compile=compile,
             optimizer=optimizer,
             lr_scheduler=lr_scheduler,
+            lr_interval=lr_interval,
         )

@@ -97,7 +97,9 @@ class Pose2MetTask(L.LightningModule):
         init_from: checkpoint whose matching weights initialize the model (e.g. an HPE run).
         compile: compile the encoder with ``torch.compile`` (in place: checkpoint keys unchanged).
         optimizer: optimizer factory; default AdamW(lr=5e-4, weight_decay=0.01).
-        lr_scheduler: scheduler factory; default ExponentialLR(gamma=0.99) stepped per epoch.
+        lr_scheduler: scheduler factory; default ExponentialLR(gamma=0.99).
+        lr_interval: step the scheduler once per ``"epoch"`` or once per optimizer ``"step"`` (for
+            per-step schedules such as OneCycleLR or a warm-up).
     """
 
     def __init__(
@@ -120,6 +122,7 @@ class Pose2MetTask(L.LightningModule):
         compile: bool = False,
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
+        lr_interval: Literal["epoch", "step"] = "epoch",
     ) -> None:
         super().__init__()
         if not (pose_head or calorie_head):
@@ -156,6 +159,9 @@ class Pose2MetTask(L.LightningModule):
         self._warned_bins = False  # labels outside the energy bins: reported once per run
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
+        if lr_interval not in ("epoch", "step"):
+            raise ValueError(f"lr_interval must be 'epoch' or 'step', got {lr_interval!r}")
+        self.lr_interval = lr_interval
         self.check_optimizer_settings()
         self.metrics: torch.nn.ModuleDict = torch.nn.ModuleDict()
         if init_from:
@@ -445,14 +451,16 @@ class Pose2MetTask(L.LightningModule):
             raise
         except Exception:  # noqa: BLE001 - not a settings error; the real build reports it
             return
-        self.check_scheduler_settings(optimizer, scheduler)
+        self.check_scheduler_settings(optimizer, scheduler, unit=f"{self.lr_interval}(s)")
 
     @staticmethod
-    def check_scheduler_settings(optimizer: torch.optim.Optimizer, scheduler: Any, epochs: int = 3) -> None:
-        """Step the scheduler of a probe optimizer for a few epochs: it must run and keep every learning
+    def check_scheduler_settings(
+        optimizer: torch.optim.Optimizer, scheduler: Any, epochs: int = 3, unit: str = "epoch(s)"
+    ) -> None:
+        """Step the scheduler of a probe optimizer ``epochs`` times: it must run and keep every learning
         rate finite and >= 0 (``StepLR(step_size=0)`` divides by zero, a negative ``gamma`` flips the
-        sign). ``ReduceLROnPlateau`` is refused: it needs a monitored metric, and Pose2Met steps every
-        scheduler once per epoch."""
+        sign). ``ReduceLROnPlateau`` is refused: it needs a monitored metric, which Pose2Met's
+        schedule (``lr_interval``) does not pass."""
         name = type(scheduler).__name__
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             raise ValueError(
@@ -475,12 +483,29 @@ class Pose2MetTask(L.LightningModule):
                 if not all(0 <= lr < float("inf") for lr in lrs):
                     raise ValueError(
                         f"model.init_args.lr_scheduler: {name} makes the learning rate {lrs[0]} after "
-                        f"{epoch} epoch(s); expected finite values >= 0 (e.g. gamma in (0, 1])"
+                        f"{epoch} {unit}; expected finite values >= 0 (e.g. gamma in (0, 1])"
                     )
+
+    def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
+        """Step the schedule; a schedule shorter than the run (``OneCycleLR``'s ``total_steps``) stops
+        with the config key and the run's length instead of torch's traceback."""
+        try:
+            scheduler.step()
+        except ValueError as err:
+            per_step = self.lr_interval == "step"
+            where = f"step {self.global_step}" if per_step else f"epoch {self.current_epoch}"
+            length = getattr(self._trainer, "estimated_stepping_batches", None) if per_step else None
+            runs = f"; this run takes {length} optimizer steps" if length is not None else ""
+            raise ValueError(
+                f"model.init_args.lr_scheduler: {type(scheduler).__name__} failed at {where} ({err}){runs}"
+            ) from None
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer, scheduler = self.build_optimizer([p for p in self.parameters() if p.requires_grad])
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": self.lr_interval},
+        }
 
     # ------------------------------------------------------------ checkpoint
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
