@@ -219,7 +219,8 @@ def test_ddp_eval_needs_a_clip_for_every_process(tiny_file: Callable[..., Path])
             dm = on_rank(rank, **kwargs)
             loader = dm.val_dataloader if role == "val" else dm.test_dataloader
             with pytest.raises(
-                ValueError, match=rf"{path.name}.*1 clip\(s\) for 2 processes.*max_{role}_clips"
+                ValueError,
+                match=rf"{path.name}.*1 clip\(s\) for 2 processes.*raise --data.max_{role}_clips\)",
             ):
                 loader()
     clips = len(_epoch_signature(on_rank(0, world=1).val_dataloader()))

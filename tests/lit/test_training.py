@@ -633,3 +633,19 @@ def test_a_schedule_shorter_than_the_run_names_the_config_key(synthmet_tiny: Pat
     )
     with pytest.raises(ValueError, match=expected + " takes 3 optimizer steps"):
         trainer.fit(task, datamodule=datamodule(synthmet_tiny))
+
+
+@pytest.mark.parametrize("every", [1, 2])
+def test_a_run_without_validation_says_so(every: int, synthmet_tiny: Path, tmp_path: Path) -> None:
+    import warnings
+
+    trainer = tiny_trainer(tmp_path, max_epochs=1, limit_train_batches=1, check_val_every_n_epoch=every)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(HPETask(tiny_encoder()), datamodule=datamodule(synthmet_tiny))
+    said = [str(w.message) for w in caught if "no validation in this run" in str(w.message)]
+    expected = "trainer.max_epochs 1 < trainer.check_val_every_n_epoch 2, so no best checkpoint is saved"
+    if every == 1:
+        assert said == []
+    else:
+        assert len(said) == 1 and expected in said[0], said

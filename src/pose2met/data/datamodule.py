@@ -301,7 +301,7 @@ class Pose2MetDataModule(L.LightningDataModule):
         if clips >= processes:
             return
         split = self.hparams.val_split if role == "val" else self.hparams.test_split
-        fix = f"raise --data.init_args.max_{role}_clips" if clips == limit else "use fewer devices"
+        fix = f"raise --data.max_{role}_clips" if clips == limit else "use fewer devices"
         raise ValueError(
             f"{self.path}: the {role} set (split '{split}') has {clips} clip(s) for {processes} "
             f"processes; every process needs at least one ({fix})"

@@ -219,6 +219,23 @@ class Pose2MetTask(L.LightningModule):
 
     def on_fit_start(self) -> None:
         self.check_trainer_settings()
+        self.warn_without_validation()
+
+    def warn_without_validation(self) -> None:
+        """Say so when no epoch of the run validates (``max_epochs`` below ``check_val_every_n_epoch``):
+        no best checkpoint is saved, and the test after ``fit`` scores the last weights."""
+        trainer = self._trainer
+        every = getattr(trainer, "check_val_every_n_epoch", None)
+        epochs = getattr(trainer, "max_epochs", None)
+        if trainer is None or not every or epochs is None or not 0 <= epochs < every:
+            return
+        if trainer.fast_dev_run or not trainer.limit_val_batches:
+            return
+        rank_zero_warn(
+            f"no validation in this run: trainer.max_epochs {epochs} < trainer.check_val_every_n_epoch "
+            f"{every}, so no best checkpoint is saved and the test after fit scores the last weights; "
+            f"set --trainer.check_val_every_n_epoch {max(epochs, 1)} to validate"
+        )
 
     def warn_labels_outside_bins(self, path: object, kcal: Sequence[float]) -> None:
         """Warn when kcal/h labels fall outside the energy bins: targets and predictions are clamped to
