@@ -495,17 +495,22 @@ def test_mistyped_monitor_stops_after_the_sanity_check(
 @pytest.mark.parametrize(
     ("monitor", "problem"),
     [("val/mae", None), ("train/loss_step", None), ("train/pose_mpjpe_epoch", None), ("lr-AdamW", None),
-     ("train/stage", None), ("val/mea", "did you mean 'val/mae'?"),
+     ("step", None), ("epoch", None), ("train/stage", "did you mean 'train/loss_step'?"),
+     ("val/mae/boxing", None), ("val/known/mae/boxing", "did you mean 'val/known/mae'?"),
+     ("val/mae/boxx", "this task never logs it; did you mean 'val/mae'?"),
+     ("val/mea", "did you mean 'val/mae'?"),
      ("train/kcal_k", "did you mean 'train/kcal_kl'?"),
      ("train/mae", "logged in validation only: did you mean 'val/mae'?"),
-     ("zzz", "(it logs train/kcal_kl, ")],
+     ("zzz", "(it logs epoch, step, train/kcal_kl, ")],
 )  # fmt: skip
 def test_monitor_problem_names_the_close_metric(monitor: str, problem: str | None) -> None:
     from pose2met.lit.callbacks import monitor_problem
 
-    logged = ["val/loss", "val/kcal_kl", "val/pose_mpjpe", "val/mae", "val/known/mae"]
-    found = monitor_problem(monitor, logged)
-    assert (found is None) if problem is None else (problem in found)
+    # a sanity check sees a few batches: here only the activity "waving" of the split's two
+    logged = ["val/loss", "val/kcal_kl", "val/pose_mpjpe", "val/mae", "val/known/mae", "val/mae/waving"]
+    found = monitor_problem(monitor, logged, groups=["boxing", "waving"])
+    assert (found is None) if problem is None else (problem in found), found
+    assert monitor_problem("train/stage", logged, train_only=["train/stage"]) is None  # a staged task
     assert monitor_problem("val/anything", ["train/loss"]) is None  # no validation ran: Lightning's check
 
 

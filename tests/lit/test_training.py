@@ -649,3 +649,39 @@ def test_a_run_without_validation_says_so(every: int, synthmet_tiny: Path, tmp_p
         assert said == []
     else:
         assert len(said) == 1 and expected in said[0], said
+
+
+def test_last_checkpoint_follows_every_epoch_after_the_best(synthmet_tiny: Path, tmp_path: Path) -> None:
+    from pose2met.lit.callbacks import StageAwareCheckpoint
+
+    # monitoring the step in "min" mode: the first epoch stays the best, later ones never improve
+    ckpt = StageAwareCheckpoint(dirpath=tmp_path / "ckpt", monitor="step", mode="min", save_last=True)
+    trainer = tiny_trainer(
+        tmp_path, max_epochs=3, limit_train_batches=2, limit_val_batches=1, enable_checkpointing=True,
+        callbacks=[ckpt],
+    )  # fmt: skip
+    trainer.fit(HPETask(tiny_encoder()), datamodule=datamodule(synthmet_tiny))
+    best = torch.load(ckpt.best_model_path, weights_only=False)
+    last = torch.load(tmp_path / "ckpt" / "last.ckpt", weights_only=False)
+    assert (best["epoch"], best["global_step"]) == (0, 2)
+    assert (last["epoch"], last["global_step"]) == (2, 6)  # Lightning 2.6 alone left it at (0, 2)
+
+
+def test_a_file_without_test_sequences_can_be_fitted_and_validated(
+    synthmet_tiny: Path, tmp_path: Path
+) -> None:
+    import h5py
+
+    data = tmp_path / "no_test.h5"
+    data.write_bytes(synthmet_tiny.read_bytes())
+    with h5py.File(data, "a") as f:
+        split = f["sequences/split"][:]
+        split[split == b"test"] = b"val"
+        f["sequences/split"][:] = split
+    task = HPETask(tiny_encoder())
+    trainer = tiny_trainer(tmp_path, limit_train_batches=1, limit_val_batches=1)
+    trainer.fit(task, datamodule=datamodule(data))
+    assert "val/mpjpe" in trainer.callback_metrics and "test" not in task.metrics
+    trainer.validate(task, datamodule=datamodule(data))
+    with pytest.raises(ValueError, match=r"no sequences in split 'test'"):
+        trainer.test(task, datamodule=datamodule(data))

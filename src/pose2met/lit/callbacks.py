@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,23 +38,32 @@ def is_interrupt(exception: BaseException) -> bool:
     return isinstance(exception, RuntimeError) and WORKER_KILLED.search(str(exception)) is not None
 
 
-#: The stage index of a staged schedule: logged in training only.
-TRAIN_ONLY_METRICS = ("train/stage",)
+#: Names Lightning's ModelCheckpoint always offers as monitors.
+LIGHTNING_MONITORS = ("epoch", "step")
 
 
-def monitor_problem(monitor: str | None, logged: list[str]) -> str | None:
-    """Why ``monitor`` will never be logged, given the names a validation logged (None: it may be).
+def monitor_problem(
+    monitor: str | None, logged: list[str], groups: Sequence[str] = (), train_only: Sequence[str] = ()
+) -> str | None:
+    """Why ``monitor`` will never be logged, given the names a (sanity-check) validation logged, or
+    None when it may be.
 
-    Training logs the validation's loss terms under ``train/`` (``train/loss``, ``train/loss_step``,
-    ``train/pose_mpjpe_epoch``, ...) but no evaluation metric. ``lr-*`` (a LearningRateMonitor's)
-    is left to Lightning.
+    ``groups`` are the evaluation split's actions / activities / sequences: a per-group name
+    (``val/mae/boxing``) is accepted when another group's name of the same metric was logged, since
+    the sanity check's batches hold only some groups. Training logs the validation's loss terms
+    under ``train/`` (``train/loss``, ``train/loss_step``, ``train/pose_mpjpe_epoch``, ...) and
+    ``train_only`` names, but no evaluation metric. ``lr-*`` (a LearningRateMonitor's) is left to
+    Lightning.
     """
     if monitor is None or monitor.startswith("lr-") or not any(name.startswith("val/") for name in logged):
         return None
     loss_terms = [name[4:] for name in logged if re.fullmatch(r"val/(loss|pose_\w+|kcal_kl)", name)]
     train = {f"train/{term}{suffix}" for term in loss_terms for suffix in ("", "_step", "_epoch")}
-    known = sorted({*logged, *train, *TRAIN_ONLY_METRICS})
+    known = sorted({*logged, *train, *train_only, *LIGHTNING_MONITORS})
     if monitor in known:
+        return None
+    metric, _, group = monitor.rpartition("/")
+    if group in groups and {f"{metric}/{other}" for other in groups}.intersection(logged):
         return None
     as_val = "val/" + monitor.removeprefix("train/")
     if monitor.startswith("train/") and as_val in logged:
@@ -63,6 +73,17 @@ def monitor_problem(monitor: str | None, logged: list[str]) -> str | None:
     else:
         hint = f" (it logs {', '.join(known[:10])}, ...)"
     return f"--checkpoint.monitor {monitor!r}: this task never logs it{hint}"
+
+
+def evaluation_groups(pl_module: L.LightningModule) -> list[str]:
+    """The action / activity / sequence names of the module's validation metrics (per-group rows)."""
+    metrics = getattr(pl_module, "metrics", {})
+    group = metrics["val"] if "val" in metrics else {}
+    names: list[str] = []
+    for metric in group.values():
+        for attribute in ("actions", "activities", "sequences"):
+            names += list(getattr(metric, attribute, None) or [])
+    return names
 
 
 def run_dir(trainer: L.Trainer) -> Path:
@@ -96,9 +117,24 @@ class StageAwareCheckpoint(ModelCheckpoint):
     def on_sanity_check_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Check ``monitor`` against the names the sanity check's validation logged: Lightning checks
         it only after the first training epoch's validation."""
-        problem = monitor_problem(self.monitor, list(trainer.callback_metrics))
+        train_only = ["train/stage"] if getattr(pl_module, "stages", None) else []
+        logged = list(trainer.callback_metrics)
+        problem = monitor_problem(self.monitor, logged, evaluation_groups(pl_module), train_only)
         if problem:
             raise MisconfigurationException(problem)
+
+    # ------------------------------------------------- last.ckpt every epoch
+    def _save_last_if_behind(self, trainer: L.Trainer) -> None:
+        """Lightning 2.6 writes ``last.ckpt`` only in a step that also saved a top-k checkpoint, so
+        after the monitored metric stops improving it stays at the best epoch and ``--ckpt_path last``
+        would silently re-train the epochs since. Write it whenever it is behind."""
+        if self.save_last and self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if not self._should_skip_saving_checkpoint(trainer) and self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_behind(trainer)
 
     # ------------------------------------------------------------ interrupts
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -139,6 +175,10 @@ class StageAwareCheckpoint(ModelCheckpoint):
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_validation_end(trainer, pl_module)
+        if not self._should_skip_saving_checkpoint(trainer) and not self._should_save_on_train_epoch_end(
+            trainer
+        ):
+            self._save_last_if_behind(trainer)
         if getattr(self, "_stop_requested", False) and not trainer.sanity_checking:
             raise KeyboardInterrupt  # Ctrl-C during a validation inside fit: stop once it is done
 

@@ -49,6 +49,9 @@ def silence_synced_metric_advice() -> None:
     )
 
 
+#: The evaluation splits whose metrics each Lightning stage needs.
+EVAL_SPLITS_OF_STAGE = {"fit": ("val",), "validate": ("val",), "test": ("test",), "predict": ()}
+
 #: Trainer precisions whose gradient scaler skips steps with a non-finite loss.
 FP16_LOSS_SCALING = ("16-mixed", "16")
 
@@ -260,7 +263,7 @@ class Pose2MetTask(L.LightningModule):
             raise ValueError(f"{dm.path}: the task needs kcal labels (/sequences/kcal) but the file has none")
 
     def setup(self, stage: str) -> None:
-        """Check the data fit the task and build one metric set per evaluation stage."""
+        """Check the data fit the task and build the metric sets of the splits ``stage`` scores."""
         silence_synced_metric_advice()
         self.check_trainer_settings(stage)
         keep_batches_in_float32(self._trainer)
@@ -271,7 +274,9 @@ class Pose2MetTask(L.LightningModule):
         if self.has_kcal:
             self.warn_labels_outside_bins(dm.path, dm.file.sequences["kcal"])
         self.target_space = dm.target_space
-        for split in ("val", "test"):
+        # only the splits this stage scores: a file without test sequences can still be fitted and
+        # validated (the test after fit calls setup("test") again)
+        for split in EVAL_SPLITS_OF_STAGE.get(stage, ("val", "test")):
             if split in self.metrics:
                 continue
             group: dict[str, torch.nn.Module] = {}
