@@ -124,12 +124,16 @@ class StageAwareCheckpoint(ModelCheckpoint):
             raise MisconfigurationException(problem)
 
     # ------------------------------------------------- last.ckpt every epoch
-    def _save_last_if_behind(self, trainer: L.Trainer) -> None:
-        """Lightning 2.6 writes ``last.ckpt`` only in a step that also saved a top-k checkpoint, so
-        after the monitored metric stops improving it stays at the best epoch and ``--ckpt_path last``
-        would silently re-train the epochs since. Write it whenever it is behind."""
-        if self.save_last and self._last_global_step_saved != trainer.global_step:
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+    def _save_last_if_behind(self, trainer: L.Trainer) -> bool:
+        """Write ``last.ckpt`` when it is behind the current step; whether it was written.
+
+        Lightning 2.6 writes it only in a step that also saved a top-k checkpoint, so after the
+        monitored metric stops improving it would stay at the best epoch and ``--ckpt_path last``
+        would silently re-train the epochs since."""
+        if not self.save_last or self._last_global_step_saved == trainer.global_step:
+            return False
+        self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        return True
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
@@ -201,8 +205,7 @@ class StageAwareCheckpoint(ModelCheckpoint):
         progress = trainer.fit_loop.epoch_loop.batch_progress.current
         if progress.started > progress.processed:
             rank_zero_info("[pose2met] interrupted inside a training step: no checkpoint saved")
-        elif self._last_global_step_saved != trainer.global_step:
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        elif self._save_last_if_behind(trainer):
             rank_zero_info(
                 f"[pose2met] interrupted: saved {self.last_model_path} (step {trainer.global_step})"
             )

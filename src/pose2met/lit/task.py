@@ -192,7 +192,8 @@ class Pose2MetTask(L.LightningModule):
         * training in ``16-true``: AdamW's ``eps`` (1e-8) is 0 in float16, so the first update makes
           the weights of every parameter without gradient NaN.
         """
-        strategy = self._trainer.strategy if self._trainer is not None else None
+        trainer = self._trainer
+        strategy = trainer.strategy if trainer is not None else None
         # Lightning's own layer sync (sync_batchnorm=True) converts the model after setup()
         planned = isinstance(getattr(strategy, "_layer_sync", None), TorchSyncBatchNorm)
         if stage == "fit" and (planned or any(isinstance(m, torch.nn.SyncBatchNorm) for m in self.modules())):
@@ -201,7 +202,6 @@ class Pose2MetTask(L.LightningModule):
                 "--trainer.sync_batchnorm false (each GPU then normalizes over its own batch, as the "
                 "DataParallel training of MotionBERT-style code does)"
             )
-        trainer = self._trainer
         if stage == "fit" and trainer is not None:
             accumulate = getattr(trainer, "accumulate_grad_batches", 1)
             if accumulate < 1:
@@ -473,16 +473,16 @@ class Pose2MetTask(L.LightningModule):
             raise
         except Exception:  # noqa: BLE001 - not a settings error; the real build reports it
             return
-        self.check_scheduler_settings(optimizer, scheduler, unit=f"{self.lr_interval}(s)")
+        self.check_scheduler_settings(optimizer, scheduler, self.lr_interval)
 
     @staticmethod
     def check_scheduler_settings(
-        optimizer: torch.optim.Optimizer, scheduler: Any, epochs: int = 3, unit: str = "epoch(s)"
+        optimizer: torch.optim.Optimizer, scheduler: Any, interval: str = "epoch", probes: int = 3
     ) -> None:
-        """Step the scheduler of a probe optimizer ``epochs`` times: it must run and keep every learning
-        rate finite and >= 0 (``StepLR(step_size=0)`` divides by zero, a negative ``gamma`` flips the
-        sign). ``ReduceLROnPlateau`` is refused: it needs a monitored metric, which Pose2Met's
-        schedule (``lr_interval``) does not pass."""
+        """Step the scheduler of a probe optimizer ``probes`` times (epochs or steps: ``interval``): it
+        must run and keep every learning rate finite and >= 0 (``StepLR(step_size=0)`` divides by zero,
+        a negative ``gamma`` flips the sign). ``ReduceLROnPlateau`` is refused: it needs a monitored
+        metric, which Pose2Met's schedule (``lr_interval``) does not pass."""
         name = type(scheduler).__name__
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             raise ValueError(
@@ -491,7 +491,7 @@ class Pose2MetTask(L.LightningModule):
             )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "scheduler.step() before optimizer.step()": a probe
-            for epoch in range(1, epochs + 1):
+            for probe in range(1, probes + 1):
                 try:
                     scheduler.step()
                 except ZeroDivisionError as err:
@@ -505,7 +505,7 @@ class Pose2MetTask(L.LightningModule):
                 if not all(0 <= lr < float("inf") for lr in lrs):
                     raise ValueError(
                         f"model.init_args.lr_scheduler: {name} makes the learning rate {lrs[0]} after "
-                        f"{epoch} {unit}; expected finite values >= 0 (e.g. gamma in (0, 1])"
+                        f"{probe} {interval}(s); expected finite values >= 0 (e.g. gamma in (0, 1])"
                     )
 
     def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:

@@ -25,6 +25,7 @@ import numpy as np
 from pose2met.data.argflags import describe_os_error, output_file, output_problem
 from pose2met.data.h5format import SEQUENCE_ARRAYS, SchemaError, write_dataset
 from pose2met.data.interrupts import Terminated, interrupted_message, sigterm_raises
+from pose2met.skeleton import JOINT_NAMES, ROOT
 
 #: Sentence every ``--help`` carries: pickles (and ``.npz`` object arrays) execute code on load.
 PICKLE_WARNING = (
@@ -334,7 +335,8 @@ TORSO_MM_RANGE = (20.0, 20_000.0)
 
 def check_millimetres(joints_3d: np.ndarray) -> None:
     """Refuse ``joints_3d (N, 17, 3)`` whose scale says the source was not in the expected unit."""
-    torso = float(np.median(np.linalg.norm(joints_3d[:, 8] - joints_3d[:, 0], axis=-1)))
+    thorax = JOINT_NAMES.index("thorax")
+    torso = float(np.median(np.linalg.norm(joints_3d[:, thorax] - joints_3d[:, ROOT], axis=-1)))
     low, high = TORSO_MM_RANGE
     if not low <= torso <= high:
         raise PrepError(
