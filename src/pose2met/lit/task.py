@@ -181,8 +181,9 @@ class Pose2MetTask(L.LightningModule):
     def has_kcal(self) -> bool:
         return self.model.calorie_head is not None
 
-    def check_trainer_settings(self, stage: str = "fit") -> None:
-        """Refuse trainer settings the model cannot honour, in one line:
+    def check_trainer_settings(self, stage: str = "fit", trainer: L.Trainer | None = None) -> None:
+        """Refuse trainer settings the model cannot honour, in one line (``trainer``: the one about to
+        run this module, before it is attached; default the attached one):
 
         * ``sync_batchnorm`` (when fitting, the only stage Lightning converts in): its conversion swaps
           each token batch norm for a plain ``SyncBatchNorm`` that treats the frame axis as channels;
@@ -192,7 +193,7 @@ class Pose2MetTask(L.LightningModule):
         * training in ``16-true``: AdamW's ``eps`` (1e-8) is 0 in float16, so the first update makes
           the weights of every parameter without gradient NaN.
         """
-        trainer = self._trainer
+        trainer = trainer if trainer is not None else self._trainer
         strategy = trainer.strategy if trainer is not None else None
         # Lightning's own layer sync (sync_batchnorm=True) converts the model after setup()
         planned = isinstance(getattr(strategy, "_layer_sync", None), TorchSyncBatchNorm)
