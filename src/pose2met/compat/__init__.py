@@ -6,7 +6,9 @@ from pose2met.compat.official import (
     OfficialWeightsError,
     convert_official_state_dict,
     load_official_stapformer,
+    official_config_of,
     official_key_shapes,
+    official_state_dict,
     parse_official_config,
 )
 
@@ -14,6 +16,8 @@ __all__ = [
     "OfficialWeightsError",
     "convert_official_state_dict",
     "load_official_stapformer",
+    "official_config_of",
     "official_key_shapes",
+    "official_state_dict",
     "parse_official_config",
 ]

@@ -37,6 +37,10 @@ ARCH_DEFAULTS: dict[str, Any] = {
 REQUIRED_KEYS = ("depth", "dim_feat", "dim_rep", "num_heads", "num_frames")
 #: Wrappers a training script may put around the weights.
 CHECKPOINT_ENTRIES = ("model", "model_pos", "state_dict")
+#: A key only the official layout has (ours is ``encoder.embed.weight``).
+OFFICIAL_MARKER = "encoder.input_embed.weight"
+#: Encoder settings the official model fixes.
+OFFICIAL_ENCODER = {"joint_mixer": "stc", "stap": True, "joint_gcn": False}
 
 
 class OfficialWeightsError(ValueError):
@@ -216,6 +220,42 @@ def convert_official_state_dict(
             value = rearrange(value, "o i 1 1 -> o i")
         out[_rename(key)] = value.detach().clone()
     return out
+
+
+def official_state_dict(content: Any) -> dict[str, Any] | None:
+    """The official STAPFormer weights held by a loaded file (bare, or under ``model`` /
+    ``model_pos`` / ``state_dict``, ``module.`` prefixes stripped); ``None`` when it holds none,
+    e.g. a Pose2Met checkpoint."""
+    if not isinstance(content, Mapping):
+        return None
+    wrapped = [content[e] for e in CHECKPOINT_ENTRIES if isinstance(content.get(e), Mapping)]
+    for candidate in (content, *wrapped):
+        weights = _strip_module_prefix(candidate)
+        if OFFICIAL_MARKER in weights:
+            return weights
+    return None
+
+
+def official_config_of(encoder_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The official YAML keys of a :class:`STAPFormer` (its ``config``), for converting weights.
+
+    Raises :class:`OfficialWeightsError` naming the first setting the official model does not have
+    (a GCN, another joint mixer, no STAP branch).
+    """
+    for key, value in OFFICIAL_ENCODER.items():
+        if encoder_config[key] != value:
+            raise OfficialWeightsError(
+                f"the official STAPFormer has {key} {value!r}, this encoder {encoder_config[key]!r}"
+            )
+    return {
+        "depth": encoder_config["depth"], "dim_in": encoder_config["dim_in"],
+        "dim_feat": encoder_config["dim_feat"], "dim_rep": encoder_config["dim_rep"],
+        "dim_compress": encoder_config["dim_compress"] or encoder_config["dim_feat"],
+        "num_heads": encoder_config["num_heads"], "mlp_ratio": encoder_config["mlp_ratio"],
+        "num_frames": encoder_config["num_frames"], "num_joints": encoder_config["num_joints"],
+        "block_size": list(encoder_config["stap_kernel"]),
+        "block_stride": list(encoder_config["stap_stride"]),
+    }  # fmt: skip
 
 
 def _strip_module_prefix(state_dict: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,9 +7,16 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 from pose2met.checks import nonfinite_tensors
+from pose2met.compat.official import (
+    OfficialWeightsError,
+    convert_official_state_dict,
+    official_config_of,
+    official_state_dict,
+)
 from pose2met.models import CalorieHead, Pose2MetModel, PoseHead, STAPFormer
 from pose2met.models.energy_bins import centers_mismatch
 from pose2met.models.heads import BIN_CENTERS
@@ -21,6 +28,8 @@ if TYPE_CHECKING:
 #: Key under which a Pose2Met checkpoint stores what is needed to rebuild the bare model.
 CHECKPOINT_META_KEY = "pose2met"
 MODEL_PREFIX = "model."
+#: Where the official pose head (``head.*``) goes in a :class:`Pose2MetModel`.
+OFFICIAL_HEAD_AS = "pose_head."
 
 
 class CheckpointError(ValueError):
@@ -103,14 +112,55 @@ def describe_mismatch(
     return "; ".join(parts) or None
 
 
-def load_weights_into(model: nn.Module, path: str | os.PathLike) -> list[str]:
+def official_weights_for(
+    model: nn.Module, official: Mapping[str, Any], path: str | os.PathLike, input_kind: str = "2d"
+) -> dict[str, Any]:
+    """Official STAPFormer weights (:func:`~pose2met.compat.official_state_dict`) as ``model``'s
+    state-dict entries: the encoder and the official head as the pose head. The architecture is
+    read from ``model.encoder``'s config; the two settings the weights cannot show (``num_heads``,
+    ``stap_stride``) are taken from it as they are, and named in a log line."""
+    if input_kind != "2d":
+        raise CheckpointError(
+            f"{path}: official STAPFormer weights take 2D keypoints (x, y, confidence), this task's input "
+            f"is {input_kind}"
+        )
+    encoder_config = model.encoder.config  # type: ignore[union-attr]
+    try:
+        weights = convert_official_state_dict(official, official_config_of(encoder_config))
+    except OfficialWeightsError as err:
+        raise CheckpointError(
+            f"{path}: official STAPFormer weights that do not fit this config's encoder ({err}); set the "
+            "encoder's settings (--model.init_args.encoder.init_args.*, data.num_frames) to the official "
+            "config's, with joint_gcn false"
+        ) from None
+    rank_zero_info(
+        f"init_from {path}: official STAPFormer weights, converted for num_heads "
+        f"{encoder_config['num_heads']} and STAP stride {tuple(encoder_config['stap_stride'])} (the weights "
+        "do not record these two: they must be the official config's)"
+    )
+    head = len("head.")
+    ours = {(OFFICIAL_HEAD_AS + k[head:] if k.startswith("head.") else k): v for k, v in weights.items()}
+    for key, value in model.state_dict().items():  # older official files lack the batch counters
+        if key.startswith("encoder.") and key.endswith("num_batches_tracked"):
+            ours.setdefault(key, value)
+    return ours
+
+
+def load_weights_into(model: nn.Module, path: str | os.PathLike, input_kind: str = "2d") -> list[str]:
     """Copy every weight of ``path`` whose name and shape match into ``model``; return the loaded names.
 
     Used to start the energy stage from an HPE checkpoint: the encoder (and pose head) transfer,
     a calorie head absent from the checkpoint keeps its fresh initialization. Energy bin centres are
-    settings of the new task (its ``kcal_range``), never taken from the file.
+    settings of the new task (its ``kcal_range``), never taken from the file. Weights saved by the
+    official STAPFormer code are converted (:func:`official_weights_for`; ``input_kind``: the task's).
     """
-    source = model_state_dict(read_checkpoint(path), path)
+    content = read_checkpoint(path)
+    official = official_state_dict(content)
+    source = (
+        model_state_dict(content, path)
+        if official is None
+        else official_weights_for(model, official, path, input_kind)
+    )
     target = model.state_dict()
     matched = {
         k: v

@@ -55,7 +55,8 @@ class EnergyTask(Pose2MetTask):
         pose_loss_weights: weights of the pose loss terms (unified).
         energy_eval: one energy sample per ``"clip"`` (T-frame window) or per ``"sequence"`` (video).
         test_flip: test-time flip averaging.
-        init_from: checkpoint to initialize matching weights from (required by ``3d_finetune``).
+        init_from: checkpoint to initialize matching weights from (required by ``3d_finetune``): a
+            Pose2Met HPE run, or official STAPFormer weights.
         compile: compile the encoder with ``torch.compile``.
         optimizer: optimizer factory.
         lr_scheduler: scheduler factory.

@@ -20,7 +20,8 @@ class HPETask(Pose2MetTask):
         pose_protocol: ``"h36m"`` (per-action P1/P2) or ``"3dhp"`` (PCK/AUC/MPJPE rows).
         motionbert_exclude: skip the 3 S9 sequences the MotionBERT Human3.6M protocol skips.
         test_flip: test-time flip averaging in val/test.
-        init_from: checkpoint to initialize matching weights from.
+        init_from: checkpoint to initialize matching weights from (a Pose2Met run, or official
+            STAPFormer weights: encoder and pose head).
         compile: compile the encoder with ``torch.compile``.
         optimizer: optimizer factory (default AdamW lr 5e-4, wd 0.01).
         lr_scheduler: scheduler factory (default ExponentialLR gamma 0.99 per epoch).

@@ -97,7 +97,8 @@ class Pose2MetTask(L.LightningModule):
         energy_eval: what one energy sample is: ``"clip"`` (each T-frame window) or ``"sequence"``
             (each video: the mixture of its windows' distributions, weighted by real frames).
         test_flip: average the predictions of the input and its left/right flip in val/test.
-        init_from: checkpoint whose matching weights initialize the model (e.g. an HPE run).
+        init_from: checkpoint whose matching weights initialize the model (e.g. an HPE run), or
+            weights saved by the official STAPFormer code (converted for this encoder's settings).
         compile: compile the encoder with ``torch.compile`` (in place: checkpoint keys unchanged).
         optimizer: optimizer factory; default AdamW(lr=5e-4, weight_decay=0.01).
         lr_scheduler: scheduler factory; default ExponentialLR(gamma=0.99).
@@ -168,7 +169,7 @@ class Pose2MetTask(L.LightningModule):
         self.check_optimizer_settings()
         self.metrics: torch.nn.ModuleDict = torch.nn.ModuleDict()
         if init_from:
-            load_weights_into(self.model, init_from)
+            load_weights_into(self.model, init_from, self.input_kind)
         if compile:
             self.model.encoder.compile()
 
