@@ -32,6 +32,7 @@ from pose2met.data.datamodule import Pose2MetDataModule
 from pose2met.lit.callbacks import StageAwareCheckpoint, is_interrupt, run_dir
 from pose2met.lit.checkpoint import CHECKPOINT_META_KEY, CheckpointError, describe_mismatch, model_meta
 from pose2met.lit.predictions import PredictionFile
+from pose2met.lit.run_folder import RunFolders, remove_unused_run_folder
 from pose2met.lit.task import Pose2MetTask, TrainingDiverged
 from pose2met.safe_load import check_checkpoint_path
 
@@ -260,14 +261,14 @@ class Pose2MetCLI(LightningCLI):
     def _run_subcommand(self, subcommand: str) -> None:
         """Run it; a run that fails or is interrupted before writing anything of its own (a
         settings error found at the sanity check, a crash in the first step) leaves no run folder."""
-        started = time.time()
+        folders = RunFolders.snapshot(self.trainer.logger)
         try:
             super()._run_subcommand(subcommand)
         except BaseException:
-            remove_unused_run_folder(self.trainer, started)
+            remove_unused_run_folder(self.trainer, folders)
             raise
         if self.trainer.interrupted:
-            remove_unused_run_folder(self.trainer, started)
+            remove_unused_run_folder(self.trainer, folders)
 
     def _before_run(self) -> None:
         """Check that the trainer settings, the checkpoint and the data fit the config, before the
@@ -437,41 +438,6 @@ def latest_run_checkpoint(
             continue
         return (recorded_best(ckpt) if alias == "best" else None) or alias_in_folder(last.parent, alias)
     return None
-
-
-RUN_CONFIG_FILES = ("config.yaml", "hparams.yaml")
-
-
-def remove_unused_run_folder(trainer: Trainer, since: float) -> bool:
-    """Remove the logger's run folder (``version_N``) when it holds nothing but the config files
-    this run wrote after ``since`` (``time.time()``): a run that stopped that early left no
-    checkpoint or metric to keep. Anything else in it, or another logger (W&B keeps its own
-    run), leaves it as it is. Global rank 0 only; returns whether it was removed."""
-    logger = trainer.logger
-    if not trainer.is_global_zero or logger is None or isinstance(logger, WandbLogger):
-        return False
-    folder = getattr(logger, "log_dir", None)
-    if not folder or not os.path.isdir(folder) or os.path.islink(folder):
-        return False
-    ours: list[Path] = []
-    subfolders: list[Path] = []
-    for here, dirs, files in os.walk(folder):
-        for name in dirs:
-            subfolders.append(Path(here, name))
-        for name in files:
-            path = Path(here, name)
-            fresh = path.lstat().st_mtime >= since - 2.0  # a coarse file-system clock
-            if name not in RUN_CONFIG_FILES or Path(here) != Path(folder) or path.is_symlink() or not fresh:
-                return False
-            ours.append(path)
-    if any(path.is_symlink() for path in subfolders):
-        return False
-    for path in ours:
-        path.unlink()
-    for path in sorted(subfolders, key=lambda p: len(p.parts), reverse=True):
-        path.rmdir()
-    os.rmdir(folder)
-    return True
 
 
 def cli_main(args: list[str] | None = None) -> Pose2MetCLI:

@@ -21,7 +21,9 @@ LOAD_ERRORS = (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFErro
 def describe_load_error(err: BaseException) -> str:
     """A one-line reason for a failed ``torch.load(..., weights_only=True)``."""
     text = str(err)
-    refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text) or re.search(
+        r"allowlisted via `add_safe_globals`, but got <class '([\w.]+)'>", text
+    )
     if refused:
         return (
             f"it stores the Python object {refused[1]}, which safe (weights-only) loading refuses; "
@@ -43,21 +45,37 @@ def quiet_protocol_warning() -> Iterator[None]:
         yield
 
 
+def numpy_data_globals() -> list[Any]:
+    """What ``torch.save`` pickles for NumPy scalars and numeric arrays, e.g. a best-MPJPE
+    ``np.float64`` that a training script stores beside the weights (the official STAPFormer one
+    does). Data only: object arrays stay refused. Files of NumPy 1 name the module ``numpy.core``."""
+    import numpy as np
+
+    core = np._core if hasattr(np, "_core") else np.core  # NumPy 2 / 1
+    dtypes = {type(np.dtype(code)) for code in "?bBhHiIlLqQefdgFD"}
+    functions = (core.multiarray.scalar, core.multiarray._reconstruct)
+    modules = ("numpy.core.multiarray", "numpy._core.multiarray")
+    aliases = [(f, f"{module}.{f.__name__}") for f in functions for module in modules]
+    return [*aliases, np.ndarray, np.dtype, *sorted(dtypes, key=str)]
+
+
 def load_torch_file(
-    path: str | os.PathLike, error: type[Exception], allowed_globals: Sequence[type] = ()
+    path: str | os.PathLike, error: type[Exception], allowed_globals: Sequence[Any] = ()
 ) -> Any:
     """``torch.load(path, map_location="cpu", weights_only=True)``; an unreadable file raises ``error``.
 
     Args:
         path: a file written by ``torch.save``.
         error: the exception class raised (with the path and a one-line reason) when loading fails.
-        allowed_globals: extra classes the file may pickle (trusted dataclasses of our own).
+        allowed_globals: extra classes the file may pickle (trusted dataclasses of our own), besides
+            NumPy scalars and numeric arrays (:func:`numpy_data_globals`).
     """
     path = Path(path)
     if not path.is_file():
         raise error(f"{path}: checkpoint file not found")
+    allowed = [*numpy_data_globals(), *allowed_globals]
     try:
-        with torch.serialization.safe_globals(list(allowed_globals)), quiet_protocol_warning():
+        with torch.serialization.safe_globals(allowed), quiet_protocol_warning():
             content = torch.load(path, map_location="cpu", weights_only=True)
     except LOAD_ERRORS as err:
         raise error(f"{path}: not a readable PyTorch checkpoint ({describe_load_error(err)})") from err

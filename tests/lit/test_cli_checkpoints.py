@@ -509,62 +509,6 @@ def test_trainer_settings_are_refused_before_the_run_folder_exists(
     assert not (tmp_path / NAME).exists()  # refused before the logger made anything
 
 
-def _run_folder(root: Path, *files: str, age_s: float = 0.0) -> tuple[SimpleNamespace, Path]:
-    """A stand-in trainer whose CSV logger's run folder holds ``files`` written ``age_s`` ago."""
-    from lightning.pytorch.loggers import CSVLogger
-
-    logger = CSVLogger(root, name="exp", version=0)
-    folder = Path(logger.log_dir)
-    for name in files:
-        path = folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("x")
-        os.utime(path, (path.stat().st_atime - age_s, path.stat().st_mtime - age_s))
-    folder.mkdir(parents=True, exist_ok=True)
-    return SimpleNamespace(logger=logger, is_global_zero=True), folder
-
-
-@pytest.mark.parametrize(
-    ("files", "age_s", "removed"),
-    [
-        ((), 0.0, True),
-        (("config.yaml", "hparams.yaml"), 0.0, True),
-        (("config.yaml", "hparams.yaml", "metrics.csv"), 0.0, False),  # something was logged
-        (("config.yaml", "checkpoints/last.ckpt"), 0.0, False),
-        (("config.yaml", "checkpoints/config.yaml"), 0.0, False),  # only the run's own, at its top
-        (("config.yaml", "hparams.yaml"), 3600.0, False),  # an earlier run's files
-    ],
-)
-def test_unused_run_folder_is_removed_only_when_it_holds_this_runs_config_alone(
-    files: tuple[str, ...], age_s: float, removed: bool, tmp_path: Path
-) -> None:
-    import time
-
-    from pose2met.cli import remove_unused_run_folder
-
-    since = time.time()
-    trainer, folder = _run_folder(tmp_path, *files, age_s=age_s)
-    assert remove_unused_run_folder(trainer, since) is removed  # type: ignore[arg-type]
-    assert folder.exists() is not removed
-    if not removed:
-        assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) == sorted(files)
-
-
-def test_unused_run_folder_is_kept_off_rank_zero_and_for_links(tmp_path: Path) -> None:
-    import time
-
-    from pose2met.cli import remove_unused_run_folder
-
-    since = time.time()
-    trainer, folder = _run_folder(tmp_path, "config.yaml")
-    trainer.is_global_zero = False
-    assert not remove_unused_run_folder(trainer, since) and folder.is_dir()  # type: ignore[arg-type]
-    trainer.is_global_zero = True
-    (tmp_path / "elsewhere").mkdir()
-    (folder / "link").symlink_to(tmp_path / "elsewhere")
-    assert not remove_unused_run_folder(trainer, since) and (folder / "config.yaml").is_file()  # type: ignore[arg-type]
-
-
 @pytest.mark.parametrize(
     ("monitor", "problem"),
     [("val/mae", None), ("train/loss_step", None), ("train/pose_mpjpe_epoch", None), ("lr-AdamW", None),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from tests.lit.test_training import CONF, TINY_ENCODER, T, cli_args
@@ -26,16 +27,33 @@ OURS = dict(depth=2, dim_feat=32, dim_compress=64, dim_rep=48, stap_kernel=(3, 5
             num_heads=2, num_frames=20, dim_in=3, joint_gcn=False)  # fmt: skip
 
 
-def _official_file(tmp_path: Path, cfg: dict = OFFICIAL, seed: int = 3) -> tuple[Path, dict]:
-    """An official training checkpoint: DDP-prefixed weights under ``model_pos`` (float32)."""
+def _official_file(
+    tmp_path: Path, cfg: dict = OFFICIAL, seed: int = 3, entry: str = "model"
+) -> tuple[Path, dict]:
+    """An official training checkpoint (float32 weights, DDP ``module.`` prefixes): ``entry="model"``
+    as the official training script saves it (optimizer state, a NumPy float64 best MPJPE),
+    ``"model_pos"`` as MotionBERT-style scripts do."""
     weights = random_official_state_dict(cfg, seed=seed, dtype=torch.float32)
+    content: dict = {"epoch": 7, "lr": 1e-4, entry: {"module." + k: v for k, v in weights.items()}}
+    if entry == "model":
+        params = [torch.nn.Parameter(v.clone()) for v in weights.values() if v.is_floating_point()]
+        optimizer = torch.optim.AdamW(params)
+        for param in params:
+            param.grad = torch.ones_like(param)
+        optimizer.step()
+        content |= {
+            "optimizer": optimizer.state_dict(),
+            "min_mpjpe": np.mean([41.2, 43.9]),
+            "config_name": "x",
+        }
     path = tmp_path / "best_epoch.bin"
-    torch.save({"epoch": 7, "lr": 1e-4, "model_pos": {"module." + k: v for k, v in weights.items()}}, path)
+    torch.save(content, path)
     return path, weights
 
 
-def test_hpe_task_from_official_weights_gives_the_official_output(tmp_path: Path) -> None:
-    path, weights = _official_file(tmp_path)
+@pytest.mark.parametrize("entry", ["model", "model_pos"])
+def test_hpe_task_from_official_weights_gives_the_official_output(entry: str, tmp_path: Path) -> None:
+    path, weights = _official_file(tmp_path, entry=entry)
     task = HPETask(STAPFormer(**OURS), init_from=str(path)).eval()
     x = torch.randn(2, OFFICIAL["num_frames"], 17, 3)
     with torch.no_grad():
@@ -103,3 +121,23 @@ def test_pose2met_test_scores_official_weights_without_a_lightning_checkpoint(
     assert main(args) == 0, capsys.readouterr().err
     metrics = json.loads(results.read_text())["metrics"]
     assert metrics["test/mpjpe"] > 0 and torch.isfinite(torch.tensor(metrics["test/mpjpe"]))
+
+
+def test_init_from_a_plain_state_dict_of_the_model(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    trained = HPETask(STAPFormer(**OURS))
+    for prefix, state in (("", trained.model.state_dict()), ("task", trained.state_dict())):
+        path = tmp_path / f"{prefix}weights.pt"
+        torch.save(state, path)
+        torch.manual_seed(2)
+        task = HPETask(STAPFormer(**OURS), init_from=str(path))
+        for name, value in trained.model.state_dict().items():
+            torch.testing.assert_close(task.model.state_dict()[name], value, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("content", [{0: torch.zeros(1)}, {"model": {0: torch.zeros(1)}}, {"x": 1}])
+def test_init_from_a_file_of_neither_kind_is_one_line(content: dict, tmp_path: Path) -> None:
+    path = tmp_path / "other.pt"
+    torch.save(content, path)
+    with pytest.raises(CheckpointError, match="neither a Pose2Met/Lightning checkpoint .* nor a state dict"):
+        HPETask(STAPFormer(**OURS), init_from=str(path))

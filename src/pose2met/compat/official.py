@@ -259,7 +259,11 @@ def official_config_of(encoder_config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _strip_module_prefix(state_dict: Mapping[str, Any]) -> dict[str, Any]:
-    return {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in state_dict.items()}
+    prefix = "module."
+    return {
+        (k[len(prefix) :] if isinstance(k, str) and k.startswith(prefix) else k): v
+        for k, v in state_dict.items()
+    }
 
 
 def _read_weights(source: Mapping[str, Any] | str | os.PathLike) -> Mapping[str, Any]:

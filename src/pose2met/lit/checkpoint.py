@@ -70,11 +70,31 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def model_state_dict(ckpt: dict[str, Any], path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """The bare-model weights of a Lightning checkpoint (``model.`` prefix removed)."""
+    """The bare-model weights of a Lightning checkpoint (``model.`` prefix removed), or of a plain
+    state dict of the model (``torch.save(task.model.state_dict())``, or of the task)."""
     state = ckpt.get("state_dict")
+    if not isinstance(state, dict) and is_plain_model_state(ckpt):
+        state = {k if k.startswith(MODEL_PREFIX) else MODEL_PREFIX + k: v for k, v in ckpt.items()}
     if not isinstance(state, dict):
-        raise CheckpointError(f"{path}: no 'state_dict' entry (is this a Pose2Met/Lightning checkpoint?)")
-    return {k[len(MODEL_PREFIX) :]: v for k, v in state.items() if k.startswith(MODEL_PREFIX)}
+        raise CheckpointError(
+            f"{path}: neither a Pose2Met/Lightning checkpoint (no 'state_dict' entry) nor a state dict of "
+            "a Pose2Met model (tensors under 'encoder.*') or official STAPFormer weights"
+        )
+    return {
+        k[len(MODEL_PREFIX) :]: v
+        for k, v in state.items()
+        if isinstance(k, str) and k.startswith(MODEL_PREFIX)
+    }
+
+
+def is_plain_model_state(content: Mapping[Any, Any]) -> bool:
+    """Whether ``content`` is a bare state dict of a :class:`Pose2MetModel` (or of its task)."""
+    keys = [k for k in content if isinstance(k, str)]
+    return (
+        len(keys) == len(content) > 0
+        and all(isinstance(v, torch.Tensor) for v in content.values())
+        and any(k.startswith(("encoder.", MODEL_PREFIX + "encoder.")) for k in keys)
+    )
 
 
 def describe_mismatch(
