@@ -88,7 +88,7 @@ RECIPES: dict[str, dict] = {
         "encoder": {"depth": 16},
         "data_over": {},
         "trainer": {"max_epochs": 100},
-        "task": {},
+        "task": {"motionbert_exclude": True},  # the protocol of the MotionBERT-based papers
     },
     "stapformer-b_3dhp-81f_2xb16-100e": {
         "model": "hpe",

@@ -17,15 +17,40 @@ from pose2met.data.reader import Pose2MetFile
 STARTS = (0, 30, 42, 67)
 
 
+def _motionbert_split(lengths: list[int], n_frames: int, stride: int) -> list[tuple[int, int]]:
+    """(sequence, start) of MotionBERT's training clip split, restated frame by frame: a window is
+    cut whenever T frames have passed since the current start, which then moves by ``stride``; a
+    sequence that gave no window becomes one resampled clip (start 0)."""
+    clips = []
+    for seq, length in enumerate(lengths):
+        start, cut = 0, False
+        for i in range(1, length + 1):
+            if i - start == n_frames:
+                clips.append((seq, start))
+                start, cut = start + stride, True
+        if not cut:
+            clips.append((seq, 0))
+    return clips
+
+
 def test_train_window_starts() -> None:
     t = train_clips(np.array([5, 6, 7]), np.array([30, 31, 9]), num_frames=9, stride=3)
-    np.testing.assert_array_equal(t.sequence, [5] * 8 + [6] * 9 + [7])
+    np.testing.assert_array_equal(t.sequence, [5] * 8 + [6] * 8 + [7])
     np.testing.assert_array_equal(t.start[:8], [0, 3, 6, 9, 12, 15, 18, 21])  # 30 - 9 = 21 reached
-    np.testing.assert_array_equal(t.start[8:17], [0, 3, 6, 9, 12, 15, 18, 21, 22])  # tail window added
-    assert t.start[17] == 0 and t.mode == "train"
+    np.testing.assert_array_equal(t.start[8:16], [0, 3, 6, 9, 12, 15, 18, 21])  # frames 30 (of 0..30) unused
+    assert t.start[16] == 0 and t.mode == "train"
     assert np.array_equal(train_clips(np.array([0]), np.array([30]), 9).start[:3], [0, 3, 6])  # T // 3
     with pytest.raises(ValueError, match="stride must be >= 1"):
         train_clips(np.array([0]), np.array([30]), 9, stride=0)
+
+
+@pytest.mark.parametrize(("n_frames", "stride"), [(9, 3), (27, 9), (243, 81), (5, 7)])
+def test_train_windows_are_motionberts_split(n_frames: int, stride: int) -> None:
+    lengths = [1, n_frames - 1, n_frames, n_frames + 1, 2 * n_frames + stride - 1, 1000]
+    t = train_clips(np.arange(len(lengths)), np.array(lengths), n_frames, stride)
+    assert list(zip(t.sequence.tolist(), t.start.tolist(), strict=True)) == _motionbert_split(
+        lengths, n_frames, stride
+    )
 
 
 def test_cover_window_starts() -> None:

@@ -3,9 +3,9 @@
 A clip is ``(sequence, start)`` plus the table's ``mode``; frame positions are computed on demand
 (:func:`clip_positions`, :func:`resample_positions`), so the table holds two integers per clip.
 
-* ``train``: windows of T frames every ``stride`` frames inside each sequence, plus one window
-  aligned to the sequence end when the stride does not reach it. Sequences shorter than T give
-  one clip, resampled to T frames (:func:`resample_positions`).
+* ``train``: windows of T frames every ``stride`` frames inside each sequence (DESIGN §5, as
+  MotionBERT's clip split: frames after the last full window are not trained on). Sequences
+  shorter than T give one clip, resampled to T frames (:func:`resample_positions`).
 * ``cover`` (evaluation): consecutive windows ``0, T, 2T, ...`` and a last one aligned to the
   sequence end, so every frame is covered (the tail frames may be covered twice). Sequences
   shorter than T give one clip padded at the end by repeating the last frame.
@@ -82,7 +82,7 @@ def train_clips(
     """
     stride = max(1, num_frames // 3) if stride is None else stride
     _check(num_frames, stride)
-    starts = [_starts_with_tail(int(n), num_frames, stride) for n in lengths]
+    starts = [np.arange(0, max(int(n) - num_frames, 0) + 1, stride, dtype=np.int64) for n in lengths]
     return _table(sequences, starts, "train", num_frames)
 
 

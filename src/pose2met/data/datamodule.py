@@ -189,6 +189,12 @@ class Pose2MetDataModule(L.LightningDataModule):
         idx = self.file.split_indices(split)
         return sorted({str(v) for v in self.file.sequences["subject"][idx]})
 
+    def source_names(self, split: str) -> list[str]:
+        """The source names (``/sequences/name``) of ``split``'s sequences; empty without them."""
+        if "name" not in self.file.sequences:
+            return []
+        return [str(v) for v in self.file.sequences["name"][self.file.split_indices(split)]]
+
     # ------------------------------------------------------------- lifecycle
     def prepare_data(self) -> None:
         """Generate SynthMet into ``cache_dir`` when ``path`` is None and the file is missing."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from collections.abc import Mapping, Sequence
@@ -257,6 +258,23 @@ class Pose2MetTask(L.LightningModule):
                 "the edge bins: widen --model.init_args.kcal_range to cover them"
             )
 
+    def h36m_exclusions(self, dm: Any, split: str) -> tuple[tuple[str, str], ...] | None:
+        """MotionBERT's three skipped S9 sequences, when ``motionbert_exclude`` asks for them; they are
+        found by the MotionBERT source names, which a file converted from another source lacks
+        (the exclusion would silently skip nothing)."""
+        if not self.motionbert_exclude:
+            return None
+        names = dm.source_names(split)
+        if not any(_H36M_SOURCE.search(name) for name in names):
+            first = f"e.g. {names[0]!r}" if names else "none stored"
+            raise ValueError(
+                f"{dm.path}: motionbert_exclude needs MotionBERT source names in /sequences/name (like "
+                f"'s_09_act_05_subact_02_ca_01'), but the {split!r} split has none ({first}); convert "
+                "Human3.6M from the MotionBERT pickle (data_prep/h36m.py --motionbert-pkl) or set "
+                "--model.init_args.motionbert_exclude false (the three sequences are then scored)"
+            )
+        return MOTIONBERT_H36M_EXCLUDE
+
     def check_data(self, dm: Any) -> None:
         """Refuse a data file without the arrays the heads are trained and scored on."""
         if (self.has_pose or self.input_kind == "3d") and not dm.has_3d:
@@ -289,7 +307,7 @@ class Pose2MetTask(L.LightningModule):
                     if self.pose_protocol == "3dhp"
                     else H36MProtocol(
                         actions=dm.split_actions(data_split),
-                        exclude=MOTIONBERT_H36M_EXCLUDE if self.motionbert_exclude else None,
+                        exclude=self.h36m_exclusions(dm, data_split),
                     )
                 )
             if self.has_kcal:
@@ -319,10 +337,12 @@ class Pose2MetTask(L.LightningModule):
         if "pose_3d" in out:
             merged["pose_3d"] = 0.5 * (out["pose_3d"] + flip_pose(flipped["pose_3d"]))
         if "kcal_logits" in out:
-            probs = 0.5 * (
-                out["kcal_logits"].float().softmax(-1) + flipped["kcal_logits"].float().softmax(-1)
+            # log of the mean of the two distributions, exact in the far tails (no clamp: bins below a
+            # floor would tie and change SPC's ranks)
+            both = torch.logaddexp(
+                out["kcal_logits"].float().log_softmax(-1), flipped["kcal_logits"].float().log_softmax(-1)
             )
-            merged["kcal_logits"] = probs.clamp_min(1e-12).log()
+            merged["kcal_logits"] = both - math.log(2.0)
         return merged
 
     # ------------------------------------------------------------------ steps
@@ -384,7 +404,8 @@ class Pose2MetTask(L.LightningModule):
                 )
         if "energy" in group:
             group["energy"].update(
-                out["kcal_logits"].float().softmax(-1),
+                # float64, like the target: in float32 the far tails underflow to zeros, whose ties change SPC
+                out["kcal_logits"].double().softmax(-1),
                 batch["kcal"],
                 known=batch.get("known"),
                 activity=list(batch["action"]),
