@@ -17,6 +17,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from pose2met import skeleton
+from pose2met.models import cpu_attention
 from pose2met.models.attention import AttentionImpl, attend, check_attention_impl
 from pose2met.models.layers import fold_bn_after, restore_exact_buffer
 
@@ -46,7 +47,9 @@ class STCAttention(nn.Module):
     half of the channels attends over the joints of each frame, the second half over the frames of
     each joint, each with ``num_heads`` heads of width ``C / (2 h)``; the outputs are concatenated
     as ``(half, head, channel)`` and projected by ``Linear(C -> C)``. The logit scale is
-    ``(C / h) ** -0.5`` as in the official code (not the per-head width ``C / 2h``).
+    ``(C / h) ** -0.5`` as in the official code (not the per-head width ``C / 2h``). With
+    ``attention_impl="auto"`` on the CPU both halves run in the fused kernel of
+    :mod:`pose2met.models.cpu_attention` when it is available.
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class STCAttention(nn.Module):
                 f"STC attention: dim_feat ({dim}) must be divisible by 2 * num_heads ({2 * num_heads})"
             )
         self.num_heads = num_heads
+        self.head_dim = dim // (2 * num_heads)
         self.scale = (dim / num_heads) ** -0.5
         self.attn_dropout = attn_dropout
         self.attention_impl = check_attention_impl(attention_impl)
@@ -71,11 +75,15 @@ class STCAttention(nn.Module):
         self.proj_drop = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
+        qkv = self.qkv(x)
+        p = self.attn_dropout if self.training else 0.0
+        if self.attention_impl == "auto" and cpu_attention.usable(qkv, self.head_dim, p):
+            out = cpu_attention.axis_attention(qkv, self.num_heads, ("joints", "frames"), self.scale)
+            return self.proj_drop(self.proj(out))
         # one unbind, not indexing: its backward is one stack, not a zero-filled full-size tensor per slice
         qs, ks, vs, qt, kt, vt = rearrange(
-            self.qkv(x), "b t j (s n h c) -> (s n) b t j h c", n=3, s=2, h=self.num_heads
+            qkv, "b t j (s n h c) -> (s n) b t j h c", n=3, s=2, h=self.num_heads
         ).unbind(0)
-        p = self.attn_dropout if self.training else 0.0
         spatial = axis_attention(qs, ks, vs, "joints", self.scale, self.attention_impl, p)
         temporal = axis_attention(qt, kt, vt, "frames", self.scale, self.attention_impl, p)
         out = rearrange(torch.stack([spatial, temporal], dim=3), "b t j s h c -> b t j (s h c)")
@@ -99,6 +107,7 @@ class AxisAttention(nn.Module):
             raise ValueError(f"attention: dim_feat ({dim}) must be divisible by num_heads ({num_heads})")
         self.axis: Axis = axis
         self.num_heads = num_heads
+        self.head_dim = dim // num_heads
         self.scale = (dim / num_heads) ** -0.5
         self.attn_dropout = attn_dropout
         self.attention_impl = check_attention_impl(attention_impl)
@@ -107,8 +116,12 @@ class AxisAttention(nn.Module):
         self.proj_drop = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
-        q, k, v = rearrange(self.qkv(x), "b t j (n h c) -> n b t j h c", n=3, h=self.num_heads).unbind(0)
+        qkv = self.qkv(x)
         p = self.attn_dropout if self.training else 0.0
+        if self.attention_impl == "auto" and cpu_attention.usable(qkv, self.head_dim, p):
+            out = cpu_attention.axis_attention(qkv, self.num_heads, (self.axis,), self.scale)
+            return self.proj_drop(self.proj(out))
+        q, k, v = rearrange(qkv, "b t j (n h c) -> n b t j h c", n=3, h=self.num_heads).unbind(0)
         out = axis_attention(q, k, v, self.axis, self.scale, self.attention_impl, p)
         return self.proj_drop(self.proj(rearrange(out, "b t j h c -> b t j (h c)")))
 

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from pose2met.models import cpu_attention
 from pose2met.models.attention import AttentionImpl, attend, check_attention_impl
 from pose2met.models.layers import fold_bn_after
 
@@ -52,6 +53,7 @@ class STAPAttention(nn.Module):
         kernel = _pair(kernel, "stap_kernel")
         stride = _pair(stride, "stap_stride")
         self.num_heads = num_heads
+        self.head_dim = dim_compress // num_heads
         self.scale = (dim_compress / num_heads) ** -0.5
         self.attn_dropout = attn_dropout
         self.attention_impl = check_attention_impl(attention_impl)
@@ -92,9 +94,17 @@ class STAPAttention(nn.Module):
             )
         tokens = rearrange(F.gelu(self.qkv_norm(tokens)), "b c gt gj -> b gt gj c")
         grid_t, grid_j = tokens.shape[1:3]
-        q, k, v = rearrange(tokens, "b gt gj (n h c) -> n b h (gt gj) c", n=3, h=self.num_heads).unbind(0)
-        out = attend(q, k, v, self.scale, self.attention_impl, self.attn_dropout if self.training else 0.0)
-        out = self.proj(rearrange(out, "b h (gt gj) c -> b gt gj (h c)", gt=grid_t, gj=grid_j))
+        p = self.attn_dropout if self.training else 0.0
+        if self.attention_impl == "auto" and cpu_attention.usable(tokens, self.head_dim, p):
+            # all T' J' tokens as one sequence: the "joints" of a single frame
+            flat = rearrange(tokens, "b gt gj c -> b 1 (gt gj) c")
+            out = cpu_attention.axis_attention(flat, self.num_heads, ("joints",), self.scale)
+            out = rearrange(out, "b 1 (gt gj) c -> b gt gj c", gt=grid_t)
+        else:
+            q, k, v = rearrange(tokens, "b gt gj (n h c) -> n b h (gt gj) c", n=3, h=self.num_heads).unbind(0)
+            out = attend(q, k, v, self.scale, self.attention_impl, p)
+            out = rearrange(out, "b h (gt gj) c -> b gt gj (h c)", gt=grid_t, gj=grid_j)
+        out = self.proj(out)
         out = F.interpolate(
             rearrange(out, "b gt gj c -> b c gt gj"), size=(t, j), mode="bilinear", align_corners=False
         )

@@ -15,7 +15,9 @@ from pose2met.models.layers import (
     FeedForward,
     TokenBatchNorm,
     chunked_tokens,
+    fast_tanh,
     fold_bn_before,
+    tracing,
     use_chunks,
 )
 from pose2met.models.mixers import MixSTEMixer, SkeletonGCN, STCAttention, STConvMixer
@@ -245,7 +247,7 @@ class STAPFormer(nn.Module):
                 f"STAPFormer input is {x.dtype} but the model's weights are {weight_dtype}: cast the input "
                 f"(x.to({weight_dtype})) or the model (model.to({x.dtype})), or run under torch.autocast"
             )
-        if self.check_finite and not _tracing() and not bool(torch.isfinite(x).all()):
+        if self.check_finite and not tracing() and not bool(torch.isfinite(x).all()):
             raise ValueError(
                 f"STAPFormer input {tuple(x.shape)} contains NaN or inf values "
                 "(mask or interpolate missing joints before the model)"
@@ -263,8 +265,8 @@ class STAPFormer(nn.Module):
             return chunked_tokens(self._represent, x, self.dim_rep)
         return self._represent(x)
 
-    def _represent(self, x: Tensor, out: Tensor | None = None) -> Tensor:
-        return torch.tanh(self.rep(self.norm(x)), out=out)
+    def _represent(self, x: Tensor) -> Tensor:
+        return fast_tanh(self.rep(self.norm(x)))
 
     forward = forward_features
 
@@ -295,11 +297,6 @@ class STAPFormer(nn.Module):
 
     def extra_repr(self) -> str:
         return f"params={self.num_parameters() / 1e6:.2f}M, fused={self.fused}"
-
-
-def _tracing() -> bool:
-    """True while tracing or compiling (data-dependent checks must be skipped there)."""
-    return torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()
 
 
 PRESET_DEPTHS: dict[str, int] = {"base": 16, "small": 6}
