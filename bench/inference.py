@@ -7,11 +7,14 @@ Usage::
     python bench/inference.py --device cuda --compile
 
 Rows: the *reference* path is the same model with plain matmul attention
-(``attention_impl="math"``) and no batch-norm folding; the *fast* path uses ``attention_impl="auto"``
-(fused SDPA for long sequences), ``fuse_for_inference()`` and ``torch.inference_mode``. Both run
-the same weights (batch-norm statistics randomized as in a trained model); ``max |diff|`` is the
-largest absolute difference of the fast output from the reference output. The official-layout rows
-run the literal re-implementation of the official forward kept in ``tests/models/test_compat.py``
+(``attention_impl="math"``), no batch-norm folding and PyTorch operators only (inside
+``cpu_kernels.disabled()``); the *fast* path uses ``attention_impl="auto"`` (on the CPU the C kernels
+of :mod:`pose2met.models.cpu_kernels` for attention and training-mode batch norm + GELU; fused SDPA
+elsewhere), ``fuse_for_inference()`` and ``torch.inference_mode``; *fast, PyTorch operators only* is
+the fast path inside ``cpu_kernels.disabled()``, to show what the kernels add. All run the same
+weights (batch-norm statistics randomized as in a trained model); ``max |diff|`` is the largest
+absolute difference of the fast output from the reference output. The official-layout rows run the
+literal re-implementation of the official forward kept in ``tests/models/test_compat.py``
 (in the training step: batch-statistics batch norm, plain AdamW over the official state dict);
 where they run, every other row's note gives its speed-up over the official layout.
 The paths of one case are timed interleaved, one call each per round, so that a slow spell of a
@@ -38,7 +41,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from pose2met.compat.official import official_key_shapes, parse_official_config
-from pose2met.models import PoseHead, PoseLifter, stapformer_preset
+from pose2met.models import PoseHead, PoseLifter, cpu_kernels, stapformer_preset
 
 ROOT = Path(__file__).resolve().parents[1]
 OFFICIAL = "official layout (literal re-impl.)"
@@ -117,9 +120,20 @@ def time_interleaved(
 
 
 def count_gflop(fn: Callable[[], object]) -> float:
-    with FlopCounterMode(display=False) as counter:
+    """GFLOP of one call, counted on PyTorch's operators (the C kernels do the same work uncounted)."""
+    with FlopCounterMode(display=False) as counter, cpu_kernels.disabled():
         fn()
     return counter.get_total_flops() / 1e9
+
+
+def plain(fn: Callable[[], Any]) -> Callable[[], Any]:
+    """``fn`` run with PyTorch operators only (no C kernels or other CPU fast paths)."""
+
+    def run() -> Any:
+        with cpu_kernels.disabled():
+            return fn()
+
+    return run
 
 
 def randomize_batch_norms(model: nn.Module, seed: int = 0) -> None:
@@ -246,11 +260,12 @@ def inference_rows(
             return fast(x)
 
     with torch.inference_mode():
-        expected = reference(x)
+        expected = plain(lambda: reference(x))()
         gflop = one_sequence_gflop(reference)
         paths = {
-            "reference (math, no fold)": BenchPath(lambda: reference(x), params_m(reference), gflop),
-            "fast (auto SDPA, folded BN)": BenchPath(lambda: fast(x), params_m(fast), gflop),
+            "reference (math, no fold)": BenchPath(plain(lambda: reference(x)), params_m(reference), gflop),
+            "fast (auto: C kernels, folded BN)": BenchPath(lambda: fast(x), params_m(fast), gflop),
+            "fast, PyTorch operators only": BenchPath(plain(lambda: fast(x)), params_m(fast), gflop),
             "fast, with skeleton GCN (default)": BenchPath(
                 lambda: with_gcn(x), params_m(with_gcn), one_sequence_gflop(with_gcn), "own weights", False
             ),
@@ -289,15 +304,16 @@ def train_rows(args: argparse.Namespace, official: Callable | None) -> list[Row]
         return step
 
     paths = {}
-    for name, impl, fused in (
-        ("reference (math, AdamW default)", "math", False),
-        ("fast (auto, fused AdamW)", "auto", True),
+    for name, impl, fused, kernels in (
+        ("reference (math, AdamW default)", "math", False, False),
+        ("fast (auto: C kernels, fused AdamW)", "auto", True, True),
+        ("fast, PyTorch operators only", "auto", True, False),
     ):
         torch.manual_seed(0)
         encoder = stapformer_preset("small", num_frames=frames, joint_gcn=False, attention_impl=impl)  # type: ignore[arg-type]
         model = PoseLifter(encoder, PoseHead(512)).to(device).train()
         opt = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=0.01, fused=fused)
-        step = step_fn(model, opt)
+        step = step_fn(model, opt) if kernels else plain(step_fn(model, opt))
         paths[name] = BenchPath(step, params_m(model), count_gflop(step), "fwd+bwd+AdamW")
     if official is not None:
         # the small model's weights in the official layout, trained via the official forward (batch-stat BN)
@@ -322,8 +338,9 @@ def environment(device: torch.device) -> str:
         if device.type == "cuda"
         else f"CPU, {torch.get_num_threads()} threads"
     )
+    kernels = cpu_kernels.status() if device.type == "cpu" else "not used on this device"
     return (f"torch {torch.__version__}, {name}, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
-            f"(other processes share the CPU when it is above 0)")  # fmt: skip
+            f"(other processes share the CPU when it is above 0); C kernels {kernels}")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:

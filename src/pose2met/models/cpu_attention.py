@@ -1,70 +1,37 @@
-"""Fused CPU attention over joints, frames or STAP tokens (a small C kernel, compiled on first use).
+"""Fused CPU attention over joints, frames or STAP tokens (see :mod:`pose2met.models.cpu_kernels`).
 
 STAPFormer's attention runs over short sequences (17 joints, 27-243 frames, a few hundred STAP
 tokens) with narrow heads (8 or 16 channels). On a CPU, batched matrix products and the softmax
 spend most of their time on per-matrix overhead at these sizes, and the reshapes between the
-fused qkv projection and the per-head layout add copies forward and backward. ``cpu_attention.c``
+fused qkv projection and the per-head layout add copies forward and backward. The C kernel
 computes ``softmax(scale * q k^T) v`` (and its gradients) one sequence at a time in cache, reading
 the heads straight out of the qkv tensor and writing the output in the ``(B, T, J, C)`` layout the
-projection reads, on PyTorch's own OpenMP threads.
-
-The C source ships with the package and is compiled with the system C compiler on first use
-(about a second; cached under ``$POSE2MET_CACHE_DIR``, else ``$XDG_CACHE_HOME/pose2met`` or
-``~/.cache/pose2met``). Without a compiler, on other devices or dtypes, with attention dropout,
-while tracing/exporting/compiling, or with ``POSE2MET_CPU_ATTENTION=0``, callers use the PyTorch
-path (:func:`pose2met.models.attention.attend`); :func:`status` says which is active and why.
+projection reads. Callers check :func:`usable` and otherwise use
+:func:`pose2met.models.attention.attend`.
 """
 
 from __future__ import annotations
 
-import ctypes
 import functools
-import hashlib
-import logging
-import os
-import platform
-import shutil
-import subprocess
-import sysconfig
-import tempfile
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from pose2met.models.layers import tracing
+from pose2met.models import cpu_kernels
+from pose2met.models.cpu_kernels import HEAD_DIMS, Plan, View
 
-log = logging.getLogger(__name__)
-
-SOURCE = Path(__file__).with_name("cpu_attention.c")
-#: Head widths the kernel is built for (other widths use the PyTorch path).
-HEAD_DIMS: tuple[int, ...] = (8, 16, 32, 64)
-#: Set to ``0`` to never use the kernel.
-ENV_SWITCH = "POSE2MET_CPU_ATTENTION"
-_ABI = 1
 Axis = Literal["joints", "frames"]
-
-
-class _View(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_int64) for name in ("off", "s0", "s1", "s2", "row")]
-
-
-class _Plan(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_int64) for name in ("n0", "n1", "n2", "len")] + [
-        (name, _View) for name in ("q", "k", "v", "o")
-    ]
 
 
 @dataclass(frozen=True)
 class _Job:
     """One batch of equal-length sequences: where q, k, v sit in the input and o in the output."""
 
-    plan: _Plan
+    plan: Plan
     head_dim: int
     sequences: int
     length: int
@@ -79,124 +46,9 @@ class AttentionPlan:
     scale: float
 
 
-# ----------------------------------------------------------------------------- building the library
-
-
-class _Library:
-    def __init__(self, path: Path) -> None:
-        lib = ctypes.CDLL(str(path))
-        if lib.p2m_attention_abi() != _ABI:
-            raise OSError(f"{path} implements another interface version")
-        ptr, plan, f32, i32 = ctypes.c_void_p, ctypes.POINTER(_Plan), ctypes.c_float, ctypes.c_int
-        self.forward, self.backward = {}, {}
-        for c in HEAD_DIMS:
-            fwd = getattr(lib, f"p2m_attention_forward_c{c}")
-            fwd.argtypes, fwd.restype = [ptr, ptr, ptr, plan, f32, i32], i32
-            bwd = getattr(lib, f"p2m_attention_backward_c{c}")
-            bwd.argtypes, bwd.restype = [ptr, ptr, ptr, ptr, ptr, plan, f32, i32], i32
-            self.forward[c], self.backward[c] = fwd, bwd
-        self.path = path
-
-
-_LOCK = threading.Lock()
-_STATE: dict[str, object] = {}
-
-
-def cache_dir() -> Path:
-    """Where compiled kernels are kept (created on demand)."""
-    if os.environ.get("POSE2MET_CACHE_DIR"):
-        return Path(os.environ["POSE2MET_CACHE_DIR"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "pose2met"
-
-
-def _compiler() -> str:
-    name = os.environ.get("CC") or (sysconfig.get_config_var("CC") or "cc").split()[0]
-    path = shutil.which(name) or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if path is None:
-        raise OSError(f"no C compiler found (tried $CC, {name!r}, cc, gcc, clang)")
-    return path
-
-
-def _arch_flags() -> list[str]:
-    if platform.machine().lower() in ("x86_64", "amd64") and torch.backends.cpu.get_cpu_capability() in (
-        "AVX2",
-        "AVX512",
-    ):
-        return ["-mavx2", "-mfma"]
-    return []
-
-
-def _build() -> Path:
-    """Compile the kernel (once per source, compiler and flags) and return the shared library."""
-    compiler = _compiler()
-    version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
-    flags = ["-O3", "-std=gnu11", "-fPIC", "-shared", *_arch_flags()]
-    key = hashlib.sha256(
-        b"\0".join(s.encode() for s in (compiler, version, *flags, platform.machine(), str(_ABI)))
-        + SOURCE.read_bytes()
-    ).hexdigest()[:16]
-    folder = cache_dir()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".probe-{os.getpid()}"
-        probe.touch()
-        probe.unlink()
-    except OSError:
-        folder = Path(tempfile.gettempdir()) / f"pose2met-{os.getuid() if hasattr(os, 'getuid') else 0}"
-        folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"cpu_attention-{key}.so"
-    if target.is_file():
-        return target
-    partial = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-    errors = []
-    for openmp in (["-fopenmp"], []):  # without OpenMP (e.g. Apple clang) it runs on one thread
-        done = subprocess.run(
-            [compiler, *flags, *openmp, str(SOURCE), "-o", str(partial)],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        if done.returncode == 0:
-            os.replace(partial, target)  # atomic: concurrent builders (DDP ranks) each write their own file
-            return target
-        errors.append((done.stderr.strip().splitlines() or ["(no message)"])[-1])
-    partial.unlink(missing_ok=True)
-    raise OSError(f"compiling {SOURCE.name} with {compiler} failed: {errors[-1]}")
-
-
-def library() -> _Library | None:
-    """The compiled kernel, building it on first use; ``None`` if it cannot be used here."""
-    if "library" not in _STATE:
-        with _LOCK:
-            if "library" not in _STATE:
-                _STATE["library"], _STATE["reason"] = _load()
-    return _STATE["library"]  # type: ignore[return-value]
-
-
-def _load() -> tuple[_Library | None, str]:
-    if os.environ.get(ENV_SWITCH, "1").strip() == "0":
-        return None, f"disabled by {ENV_SWITCH}=0"
-    try:
-        lib = _Library(_build())
-    except (OSError, subprocess.SubprocessError, AttributeError) as err:
-        log.info("pose2met CPU attention kernel unavailable, using PyTorch attention: %s", err)
-        return None, str(err)
-    return lib, f"compiled kernel {lib.path}"
-
-
-def status() -> str:
-    """One line: whether the kernel is in use, and the library file or the reason it is not."""
-    lib = library()
-    return ("in use: " if lib is not None else "not in use: ") + str(_STATE["reason"])
-
-
-# ----------------------------------------------------------------------------- plans
-
-
-def _view(t: Tensor, length_dim: int, batch_dims: Sequence[int]) -> _View:
+def _view(t: Tensor, length_dim: int, batch_dims: Sequence[int]) -> View:
     strides = [t.stride(d) for d in batch_dims] + [0] * (3 - len(batch_dims))
-    return _View(t.storage_offset(), *strides, t.stride(length_dim))
+    return View(t.storage_offset(), *strides, t.stride(length_dim))
 
 
 @functools.lru_cache(maxsize=256)
@@ -222,7 +74,7 @@ def axis_plan(
         q, k, v = (x[:, :, :, g, n] for n in range(3))
         views = [_view(z, length, batch) for z in (q, k, v, o[:, :, :, g])]
         n0, n1, n2 = (q.shape[d] for d in batch)
-        plan = _Plan(n0, n1, n2, q.shape[length], *views)
+        plan = Plan(n0, n1, n2, q.shape[length], *views)
         jobs.append(_Job(plan, c, n0 * n1 * n2, q.shape[length]))
     return AttentionPlan((b, t, j, groups * heads * c), tuple(jobs), float(scale))
 
@@ -238,7 +90,7 @@ def _padded(length: int) -> int:
 class _PlannedAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, plan: AttentionPlan) -> Tensor:  # type: ignore[override]
-        lib = library()
+        lib = cpu_kernels.library()
         assert lib is not None
         out = x.new_empty(plan.out_shape)
         keep = ctx.needs_input_grad[0]
@@ -246,8 +98,10 @@ class _PlannedAttention(torch.autograd.Function):
         threads = torch.get_num_threads()
         for job, p in zip(plan.jobs, probs, strict=True):
             p_ptr = None if p is None else p.data_ptr()
-            if lib.forward[job.head_dim](x.data_ptr(), out.data_ptr(), p_ptr, job.plan, plan.scale, threads):
-                raise MemoryError("pose2met CPU attention: out of memory for its scratch buffers")
+            code = lib.attention_forward[job.head_dim](
+                x.data_ptr(), out.data_ptr(), p_ptr, job.plan, plan.scale, threads
+            )
+            cpu_kernels.check(code, "attention")
         if keep:
             ctx.save_for_backward(x, out, *probs)
             ctx.plan = plan
@@ -256,7 +110,7 @@ class _PlannedAttention(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
-        lib = library()
+        lib = cpu_kernels.library()
         assert lib is not None
         x, out, *probs = ctx.saved_tensors
         plan: AttentionPlan = ctx.plan
@@ -265,22 +119,16 @@ class _PlannedAttention(torch.autograd.Function):
         threads = torch.get_num_threads()
         for job, p in zip(plan.jobs, probs, strict=True):
             args = (x.data_ptr(), out.data_ptr(), p.data_ptr(), grad_out.data_ptr(), grad_x.data_ptr())
-            if lib.backward[job.head_dim](*args, job.plan, plan.scale, threads):
-                raise MemoryError("pose2met CPU attention: out of memory for its scratch buffers")
+            cpu_kernels.check(
+                lib.attention_backward[job.head_dim](*args, job.plan, plan.scale, threads), "attention"
+            )
         return grad_x, None
 
 
 def usable(qkv: Tensor, head_dim: int, dropout_p: float = 0.0) -> bool:
     """Whether :func:`axis_attention` can run on ``qkv``: float32 on the CPU, a head width in
     :data:`HEAD_DIMS`, no attention dropout, not traced or compiled, and the kernel built."""
-    return (
-        qkv.device.type == "cpu"
-        and qkv.dtype == torch.float32
-        and head_dim in HEAD_DIMS
-        and dropout_p == 0.0
-        and not tracing()
-        and library() is not None
-    )
+    return head_dim in HEAD_DIMS and dropout_p == 0.0 and cpu_kernels.available_for(qkv)
 
 
 def axis_attention(qkv: Tensor, heads: int, axes: tuple[Axis, ...], scale: float) -> Tensor:

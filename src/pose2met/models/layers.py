@@ -15,6 +15,9 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from pose2met.models import cpu_batchnorm, cpu_kernels
+from pose2met.models.tracing import tracing
+
 
 class TokenBatchNorm(nn.BatchNorm1d):
     """Batch norm of channel-last tokens ``(..., C) -> (..., C)``.
@@ -30,12 +33,15 @@ class TokenBatchNorm(nn.BatchNorm1d):
             )
 
     def forward(self, x: Tensor) -> Tensor:
+        if cpu_batchnorm.usable(x, self):  # training on the CPU: the fused kernel
+            return cpu_batchnorm.batch_norm(x, self)
         if x.dim() == 4:  # (B, T, J, C) as a channels-last (B, C, T, J) view: the fastest CPU kernel
             return super().forward(rearrange(x, "b t j c -> b c t j")).permute(0, 2, 3, 1)
         return super().forward(x.reshape(-1, x.shape[-1])).view(x.shape)
 
-    def after_linear(self, x: Tensor, linear: nn.Linear) -> Tensor:
-        """``self(linear(x))``, skipping the bias addition when batch statistics normalize.
+    def after_linear(self, x: Tensor, linear: nn.Linear, gelu: bool = False) -> Tensor:
+        """``self(linear(x))``, then GELU if ``gelu``, skipping the bias addition when batch statistics
+        normalize.
 
         A batch norm with batch statistics removes any per-channel constant, so ``linear``'s bias
         changes only the running mean: the product is normalized without it (one pass less over the
@@ -43,15 +49,19 @@ class TokenBatchNorm(nn.BatchNorm1d):
         update's own factor, and the bias still receives its gradient (the sum of the batch norm's
         input gradient, as through the addition).
         """
-        if linear.bias is None or not self.training or self.running_mean is None:
-            return self(linear(x))
-        out = self(_BiasGradient.apply(F.linear(x, linear.weight), linear.bias))
+        if linear.bias is None or not self.training or self.running_mean is None or not cpu_kernels.enabled():
+            y = self(linear(x))
+            return F.gelu(y) if gelu else y
+        h = F.linear(x, linear.weight)
+        if cpu_batchnorm.usable(h, self):
+            return cpu_batchnorm.batch_norm(h, self, gelu=gelu, shift=linear.bias)
+        y = self(_BiasGradient.apply(h, linear.bias))
         # the same factor as the update just made (num_batches_tracked already counts this batch); through
         # .data: autograd keeps the running mean as an input of the batch norm, though its backward with
         # batch statistics never reads it
         factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
         self.running_mean.data.add_(linear.bias.detach().to(self.running_mean.dtype), alpha=factor)
-        return out
+        return F.gelu(y) if gelu else y
 
 
 class _BiasGradient(torch.autograd.Function):
@@ -149,40 +159,46 @@ def chunked_tokens(
     return out.view(*x.shape[:-1], dim_out)
 
 
-def tracing() -> bool:
-    """True while scripting, tracing, compiling or exporting (data-dependent checks and the custom CPU
-    kernels are skipped there, in favour of plain PyTorch operators)."""
-    return (
-        torch.jit.is_scripting()
-        or torch.jit.is_tracing()
-        or torch.compiler.is_compiling()
-        or torch.onnx.is_in_onnx_export()
-    )
-
-
-class _SigmoidTanh(torch.autograd.Function):
-    """``tanh(x) = 2 sigmoid(2 x) - 1``; the backward reads only the output (``g (1 - y^2)``)."""
+class _LinearTanh(torch.autograd.Function):
+    """``tanh(x W^T + b)`` with ``tanh(z) = 2 sigmoid(2 z) - 1`` computed in place on the product
+    (no separate bias copy or activation buffer); the backward reads the output (``g (1 - y^2)``)."""
 
     @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:  # type: ignore[override]
-        y = x.mul(2.0)
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:  # type: ignore[override]
+        flat = x.reshape(-1, x.shape[-1])
+        y = flat @ weight.t()
+        if bias is None:
+            y.mul_(2.0)
+        else:
+            torch.add(bias * 2.0, y, alpha=2.0, out=y)  # 2 (z + b) in one pass
         torch.sigmoid_(y)
-        y.mul_(2.0).sub_(1.0)
-        ctx.save_for_backward(y)
-        return y
+        torch.add(y.new_full((), -1.0), y, alpha=2.0, out=y)
+        ctx.save_for_backward(flat, weight, y)
+        ctx.has_bias = bias is not None
+        return y.view(*x.shape[:-1], weight.shape[0])
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
-        (y,) = ctx.saved_tensors
-        return torch.ops.aten.tanh_backward(grad, y)
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        flat, weight, y = ctx.saved_tensors
+        grad_z = torch.ops.aten.tanh_backward(grad.reshape(y.shape), y)
+        grad_x = (grad_z @ weight).view(*grad.shape[:-1], flat.shape[-1]) if ctx.needs_input_grad[0] else None
+        grad_w = grad_z.t() @ flat if ctx.needs_input_grad[1] else None
+        grad_b = grad_z.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return grad_x, grad_w, grad_b
 
 
-def fast_tanh(x: Tensor) -> Tensor:
-    """``tanh`` for the motion representation: on the CPU in float32 through the sigmoid, about twice as
-    fast as ``torch.tanh`` there (absolute error below 2e-7); elsewhere ``torch.tanh``."""
-    if x.device.type == "cpu" and x.dtype == torch.float32 and not tracing():
-        return _SigmoidTanh.apply(x)
-    return torch.tanh(x)
+def linear_tanh(x: Tensor, linear: nn.Linear) -> Tensor:
+    """``tanh(linear(x))``: on the CPU in float32 fused and through the sigmoid, about twice as fast as
+    ``torch.tanh`` there (absolute error below 2e-7); elsewhere the plain operators."""
+    if (
+        x.device.type == "cpu"
+        and x.dtype == linear.weight.dtype == torch.float32
+        and not torch.is_autocast_enabled("cpu")
+        and cpu_kernels.enabled()
+        and not tracing()
+    ):
+        return _LinearTanh.apply(x, linear.weight, linear.bias)
+    return torch.tanh(linear(x))
 
 
 class DropPath(nn.Module):
@@ -205,11 +221,13 @@ class DropPath(nn.Module):
         return f"p={self.p}"
 
 
-def _normalize_linear(norm: nn.Module, linear: nn.Linear, x: Tensor) -> Tensor:
-    """``norm(linear(x))`` (via :meth:`TokenBatchNorm.after_linear` when ``norm`` is one)."""
+def _normalize_linear(norm: nn.Module, linear: nn.Linear, x: Tensor, gelu: bool = False) -> Tensor:
+    """``norm(linear(x))``, then GELU if ``gelu`` (via :meth:`TokenBatchNorm.after_linear` when ``norm``
+    is one)."""
     if isinstance(norm, TokenBatchNorm):
-        return norm.after_linear(x, linear)
-    return norm(linear(x))
+        return norm.after_linear(x, linear, gelu)
+    y = norm(linear(x))
+    return F.gelu(y) if gelu else y
 
 
 class FeedForward(nn.Module):
@@ -232,7 +250,7 @@ class FeedForward(nn.Module):
         return self._forward(x)
 
     def _forward(self, x: Tensor) -> Tensor:
-        x = self.drop(F.gelu(_normalize_linear(self.norm1, self.fc1, x)))
+        x = self.drop(_normalize_linear(self.norm1, self.fc1, x, gelu=True))
         return self.drop(_normalize_linear(self.norm2, self.fc2, x))
 
     def fuse_(self) -> None:

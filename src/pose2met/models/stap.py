@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from pose2met.models import cpu_attention
+from pose2met.models import cpu_attention, cpu_batchnorm
 from pose2met.models.attention import AttentionImpl, attend, check_attention_impl
 from pose2met.models.layers import fold_bn_after
 
@@ -84,15 +84,19 @@ class STAPAttention(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         _, t, j, _ = x.shape
-        tokens = rearrange(self.aggregate(x), "b gt gj c -> b c gt gj")
-        if self.training and isinstance(self.qkv_norm, nn.BatchNorm2d) and tokens[:, 0].numel() == 1:
+        tokens = self.aggregate(x)
+        if self.training and isinstance(self.qkv_norm, nn.BatchNorm2d) and tokens[:, :, :, 0].numel() == 1:
             raise ValueError(
                 f"STAP: training needs more than one STAP token per batch for its batch norm, but a batch "
                 f"of {x.shape[0]} with {t} frames x {j} joints gives a 1x1 token grid (kernel "
                 f"{tuple(self.qkv.kernel_size)}, stride {tuple(self.qkv.stride)}); use batches of 2 or more "
                 "clips (a last partial batch counts: pick a batch size that leaves no single clip over)"
             )
-        tokens = rearrange(F.gelu(self.qkv_norm(tokens)), "b c gt gj -> b gt gj c")
+        if isinstance(self.qkv_norm, nn.BatchNorm2d) and cpu_batchnorm.usable(tokens, self.qkv_norm):
+            tokens = cpu_batchnorm.batch_norm(tokens, self.qkv_norm, gelu=True)
+        else:
+            tokens = rearrange(tokens, "b gt gj c -> b c gt gj")
+            tokens = rearrange(F.gelu(self.qkv_norm(tokens)), "b c gt gj -> b gt gj c")
         grid_t, grid_j = tokens.shape[1:3]
         p = self.attn_dropout if self.training else 0.0
         if self.attention_impl == "auto" and cpu_attention.usable(tokens, self.head_dim, p):

@@ -15,13 +15,13 @@ from pose2met.models.layers import (
     FeedForward,
     TokenBatchNorm,
     chunked_tokens,
-    fast_tanh,
     fold_bn_before,
-    tracing,
+    linear_tanh,
     use_chunks,
 )
 from pose2met.models.mixers import MixSTEMixer, SkeletonGCN, STCAttention, STConvMixer
 from pose2met.models.stap import STAPAttention
+from pose2met.models.tracing import tracing
 
 JointMixer = Literal["stc", "mixste", "stconv"]
 JOINT_MIXERS: tuple[str, ...] = ("stc", "mixste", "stconv")
@@ -86,13 +86,17 @@ class STAPBlock(nn.Module):
             branches.append(self.gcn(y))
         if self.stap is not None:
             branches.append(self.stap(y))
-        if use_chunks(self):  # inference: one fresh tensor, then accumulate in place (the input is kept)
-            x = x + branches[0]
-            for branch in branches[1:]:
-                x.add_(branch)
+        if self.training and self.drop_path.p > 0.0:  # stochastic depth: per-sample masks on each branch
+            x = x + self.drop_path(sum(branches[1:], branches[0]))
+            return x + self.drop_path(self.mlp(self.norm2(x)))
+        # one fresh tensor per residual sum, accumulated in place (the block's input is kept; the MLP's
+        # output is a fresh tensor that no backward pass reads)
+        x = x + branches[0]
+        for branch in branches[1:]:
+            x.add_(branch)
+        if use_chunks(self):
             return x.add_(self.mlp(self.norm2(x)))
-        x = x + self.drop_path(sum(branches[1:], branches[0]))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        return self.mlp(self.norm2(x)).add_(x)
 
     def fuse_(self) -> None:
         """Fold eval-mode batch norms into neighbouring linear layers (``norm1`` stays: the padded STAP
@@ -266,7 +270,7 @@ class STAPFormer(nn.Module):
         return self._represent(x)
 
     def _represent(self, x: Tensor) -> Tensor:
-        return fast_tanh(self.rep(self.norm(x)))
+        return linear_tanh(self.norm(x), self.rep)
 
     forward = forward_features
 

@@ -1,0 +1,490 @@
+/* CPU kernels for STAPFormer training and inference (float32, one SIMD width of 8 lanes).
+ *
+ * 1. Attention: out = softmax(scale * q k^T) v for N independent sequences of L tokens and C
+ *    channels (C = 8, 16, 32 or 64). STAPFormer attends over 17 joints, 27-243 frames or a few
+ *    hundred STAP tokens with heads 8 or 16 channels wide: batched BLAS calls spend most of their
+ *    time on per-matrix overhead at these sizes, and the softmax on rows of 17-27 values barely
+ *    vectorizes. Here one sequence at a time stays in L1 cache: the scores are computed 8 keys
+ *    per SIMD vector against a transposed copy of K, the softmax runs on padded rows, and the
+ *    products with V, and in the backward pass with K, Q and dO, accumulate in registers, 4 rows
+ *    at a time.
+ *
+ *    Each of q, k, v and out is a strided view into a float32 buffer, so the callers read the
+ *    heads straight out of a fused qkv projection and write the result in the layout the next
+ *    layer wants (no copies): token (n, l), channel c of a view w lives at
+ *      w.off + n0 * w.s0 + n1 * w.s1 + n2 * w.s2 + l * w.row + c,  n = (n0 * N1 + n1) * N2 + n2.
+ *    The gradients of q, k and v are written through the same views into a buffer laid out like
+ *    the input. p holds the softmax probabilities, (N, L, LP) with LP = L rounded up to 8 and
+ *    zero padding; the forward pass fills it (if not NULL) and the backward pass reads it.
+ *
+ * 2. Batch norm with batch statistics on channel-last tokens (N, C), C a multiple of 8,
+ *    optionally followed by the exact (erf) GELU, forward and backward in two passes each over
+ *    the data (PyTorch's separate batch norm and GELU make five), with the statistics summed in
+ *    double precision.
+ *
+ * The work is split across `threads` OpenMP threads. Built with -fopenmp, this library binds to
+ * the libgomp that PyTorch loaded, so it shares PyTorch's (already spinning) thread pool; built
+ * without it, it runs on the calling thread. The functions return 0, or 1 if scratch memory
+ * could not be allocated. No fast-math: exp and erf below are polynomial approximations with
+ * errors of about 1e-7, and NaN propagates.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define INLINE static inline __attribute__((always_inline))
+
+typedef float v8 __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+
+typedef struct {
+    int64_t off, s0, s1, s2, row;
+} view_t;
+
+typedef struct {
+    int64_t n0, n1, n2, len; /* N = n0 * n1 * n2 sequences of len tokens */
+    view_t q, k, v, o;
+} plan_t;
+
+INLINE v8 ld(const float* p) {
+    v8 r;
+    memcpy(&r, p, sizeof r);
+    return r;
+}
+INLINE void st(float* p, v8 x) { memcpy(p, &x, sizeof x); }
+INLINE v8 bc(float x) { return (v8){x, x, x, x, x, x, x, x}; }
+INLINE v8 vmax(v8 a, v8 b) {
+    v8i m = a > b;
+    return (v8)((m & (v8i)a) | (~m & (v8i)b));
+}
+INLINE float hmax(v8 x) { /* a NaN may be dropped here: it still reaches the row through exp */
+    x = vmax(x, __builtin_shufflevector(x, x, 4, 5, 6, 7, 0, 1, 2, 3));
+    x = vmax(x, __builtin_shufflevector(x, x, 2, 3, 0, 1, 6, 7, 4, 5));
+    x = vmax(x, __builtin_shufflevector(x, x, 1, 0, 3, 2, 5, 4, 7, 6));
+    return x[0];
+}
+INLINE float hsum(v8 x) { return ((x[0] + x[4]) + (x[1] + x[5])) + ((x[2] + x[6]) + (x[3] + x[7])); }
+
+/* exp(x) for x <= 0: x = n ln2 + r, |r| <= ln2 / 2, exp(r) by a degree-7 polynomial, times 2^n. */
+INLINE v8 vexp(v8 x) {
+    const v8 magic = bc(12582912.0f); /* 1.5 * 2^23: adding it rounds to the nearest integer */
+    v8i nan = x != x;
+    x = vmax(x, bc(-87.0f));
+    v8 t = x * bc(1.44269504088896341f) + magic;
+    v8 n = t - magic;
+    v8 r = x - n * bc(0.693359375f) + n * bc(2.12194440e-4f);
+    v8 y = bc(1.9875691500e-4f);
+    y = y * r + bc(1.3981999507e-3f);
+    y = y * r + bc(8.3334519073e-3f);
+    y = y * r + bc(4.1665795894e-2f);
+    y = y * r + bc(1.6666665459e-1f);
+    y = y * r + bc(5.0000001201e-1f);
+    y = y * r * r + r + bc(1.0f);
+    v8i e = ((v8i)t - (v8i)magic + 127) << 23;
+    y = y * (v8)e;
+    return (v8)((nan & (v8i)bc(__builtin_nanf(""))) | (~nan & (v8i)y));
+}
+
+INLINE int64_t seq_offset(const view_t* w, const plan_t* pl, int64_t n) {
+    int64_t i2 = n % pl->n2;
+    n /= pl->n2;
+    int64_t i1 = n % pl->n1;
+    return w->off + (n / pl->n1) * w->s0 + i1 * w->s1 + i2 * w->s2;
+}
+
+/* dst (C x LP) = src (L x C, row stride) transposed, pad columns zero. */
+INLINE void transpose(int C, const float* src, int64_t row, int64_t L, int64_t LP, float* dst) {
+    for (int64_t j = 0; j < L; ++j)
+        for (int c = 0; c < C; ++c) dst[c * LP + j] = src[j * row + c];
+}
+
+/* R rows of a (rows x C) times bt (C x LP): out rows (stride LP) = a bt * scale. */
+INLINE void rows_times_bt(int R, int C, const float* a, int64_t arow, const float* bt, int64_t LP,
+                          float scale, float* out) {
+    for (int64_t j = 0; j < LP; j += 8) {
+        v8 acc[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) acc[r] = bc(0.f);
+        for (int c = 0; c < C; ++c) {
+            v8 b = ld(bt + c * LP + j);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; ++r) acc[r] += bc(a[r * arow + c]) * b;
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) st(out + r * LP + j, acc[r] * bc(scale));
+    }
+}
+
+/* R rows of m (stride LP, first L columns used) times x (L x C, row stride): out rows (stride orow). */
+INLINE void rows_times_x(int R, int CV, const float* m, int64_t LP, const float* x, int64_t xrow,
+                         int64_t L, float* out, int64_t orow) {
+    v8 acc[4][8] = {{bc(0.f)}};
+    for (int64_t j = 0; j < L; ++j) {
+#pragma GCC unroll 8
+        for (int u = 0; u < CV; ++u) {
+            v8 b = ld(x + j * xrow + 8 * u);
+#pragma GCC unroll 8
+            for (int r = 0; r < R; ++r) acc[r][u] += bc(m[r * LP + j]) * b;
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+        for (int u = 0; u < CV; ++u) st(out + r * orow + 8 * u, acc[r][u]);
+}
+
+/* R columns (j..j+R-1) of m (L x LP) transposed, times x (L x C): out rows j.. (stride orow). */
+INLINE void cols_times_x(int R, int CV, const float* m, int64_t LP, const float* x, int64_t xrow,
+                         int64_t L, float* out, int64_t orow) {
+    v8 acc[4][8] = {{bc(0.f)}};
+    for (int64_t i = 0; i < L; ++i) {
+#pragma GCC unroll 8
+        for (int u = 0; u < CV; ++u) {
+            v8 b = ld(x + i * xrow + 8 * u);
+#pragma GCC unroll 8
+            for (int r = 0; r < R; ++r) acc[r][u] += bc(m[i * LP + r]) * b;
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+        for (int u = 0; u < CV; ++u) st(out + r * orow + 8 * u, acc[r][u]);
+}
+
+/* Row-wise softmax of s (L x LP) in place; pad columns come out exactly zero. */
+INLINE void softmax_rows(float* s, int64_t L, int64_t LP, v8i tail) {
+    for (int64_t i = 0; i < L; ++i) {
+        float* row = s + i * LP;
+        const int64_t last = LP - 8;
+        st(row + last, (v8)((tail & (v8i)ld(row + last)) | (~tail & (v8i)bc(-3.0e38f))));
+        v8 m = ld(row);
+        for (int64_t j = 8; j < LP; j += 8) m = vmax(m, ld(row + j));
+        const v8 mx = bc(hmax(m));
+        v8 sum = {0};
+        for (int64_t j = 0; j < LP; j += 8) {
+            v8 e = vexp(ld(row + j) - mx);
+            if (j == last) e = (v8)(tail & (v8i)e);
+            st(row + j, e);
+            sum += e;
+        }
+        const v8 inv = bc(1.0f / hsum(sum));
+        for (int64_t j = 0; j < LP; j += 8) st(row + j, ld(row + j) * inv);
+    }
+}
+
+INLINE v8i tail_mask(int64_t L, int64_t LP) {
+    v8i tail;
+    for (int t = 0; t < 8; ++t) tail[t] = (LP - 8 + t) < L ? -1 : 0;
+    return tail;
+}
+
+INLINE int forward(int CV, const float* x, float* out, float* p, const plan_t* pl, float scale,
+                   int threads) {
+    const int C = 8 * CV;
+    const int64_t L = pl->len, LP = (L + 7) & ~(int64_t)7, N = pl->n0 * pl->n1 * pl->n2;
+    int failed = 0;
+#pragma omp parallel num_threads(threads) reduction(| : failed)
+    {
+    float* kt = malloc(sizeof(float) * (size_t)(C * LP + (p ? 0 : L * LP)));
+    float* scratch = kt + C * LP;
+    const v8i tail = tail_mask(L, LP);
+    if (!kt) failed = 1;
+    else
+        for (int64_t j = L; j < LP; ++j)
+            for (int c = 0; c < C; ++c) kt[c * LP + j] = 0.f;
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < N; ++n) {
+        if (!kt) continue;
+        const float* q = x + seq_offset(&pl->q, pl, n);
+        const float* k = x + seq_offset(&pl->k, pl, n);
+        const float* v = x + seq_offset(&pl->v, pl, n);
+        float* o = out + seq_offset(&pl->o, pl, n);
+        float* s = p ? p + n * L * LP : scratch;
+        const int64_t qr = pl->q.row, vr = pl->v.row, orow = pl->o.row;
+        transpose(C, k, pl->k.row, L, LP, kt);
+        int64_t i = 0;
+        for (; i + 4 <= L; i += 4) rows_times_bt(4, C, q + i * qr, qr, kt, LP, scale, s + i * LP);
+        for (; i < L; ++i) rows_times_bt(1, C, q + i * qr, qr, kt, LP, scale, s + i * LP);
+        softmax_rows(s, L, LP, tail);
+        for (i = 0; i + 4 <= L; i += 4) rows_times_x(4, CV, s + i * LP, LP, v, vr, L, o + i * orow, orow);
+        for (; i < L; ++i) rows_times_x(1, CV, s + i * LP, LP, v, vr, L, o + i * orow, orow);
+    }
+    free(kt);
+    }
+    return failed;
+}
+
+/* grad_x gets dq, dk, dv through the q, k, v views; grad_out is read through the o view. */
+INLINE int backward(int CV, const float* x, const float* out, const float* p, const float* grad_out,
+                    float* grad_x, const plan_t* pl, float scale, int threads) {
+    const int C = 8 * CV;
+    const int64_t L = pl->len, LP = (L + 7) & ~(int64_t)7, N = pl->n0 * pl->n1 * pl->n2;
+    int failed = 0;
+#pragma omp parallel num_threads(threads) reduction(| : failed)
+    {
+    float* vt = malloc(sizeof(float) * (size_t)(C * LP + L * LP));
+    float* ds = vt + C * LP;
+    if (!vt) failed = 1;
+    else
+        for (int64_t j = L; j < LP; ++j)
+            for (int c = 0; c < C; ++c) vt[c * LP + j] = 0.f;
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < N; ++n) {
+        if (!vt) continue;
+        const int64_t qo = seq_offset(&pl->q, pl, n), ko = seq_offset(&pl->k, pl, n);
+        const int64_t vo = seq_offset(&pl->v, pl, n), oo = seq_offset(&pl->o, pl, n);
+        const float *q = x + qo, *k = x + ko, *v = x + vo, *o = out + oo, *g = grad_out + oo;
+        const float* pn = p + n * L * LP;
+        const int64_t qr = pl->q.row, kr = pl->k.row, vr = pl->v.row, orow = pl->o.row;
+        transpose(C, v, vr, L, LP, vt);
+        /* dP = dO V^T; dS = P * (dP - rowsum(dO * O)) * scale */
+        int64_t i = 0;
+        for (; i + 4 <= L; i += 4) rows_times_bt(4, C, g + i * orow, orow, vt, LP, 1.0f, ds + i * LP);
+        for (; i < L; ++i) rows_times_bt(1, C, g + i * orow, orow, vt, LP, 1.0f, ds + i * LP);
+        for (i = 0; i < L; ++i) {
+            v8 dd = {0};
+            for (int u = 0; u < CV; ++u) dd += ld(g + i * orow + 8 * u) * ld(o + i * orow + 8 * u);
+            const v8 d = bc(hsum(dd));
+            for (int64_t j = 0; j < LP; j += 8)
+                st(ds + i * LP + j, ld(pn + i * LP + j) * (ld(ds + i * LP + j) - d) * bc(scale));
+        }
+        /* dQ = dS K, dK = dS^T Q, dV = P^T dO */
+        float *dq = grad_x + qo, *dk = grad_x + ko, *dv = grad_x + vo;
+        for (i = 0; i + 4 <= L; i += 4) rows_times_x(4, CV, ds + i * LP, LP, k, kr, L, dq + i * qr, qr);
+        for (; i < L; ++i) rows_times_x(1, CV, ds + i * LP, LP, k, kr, L, dq + i * qr, qr);
+        int64_t j = 0;
+        for (; j + 4 <= L; j += 4) {
+            cols_times_x(4, CV, ds + j, LP, q, qr, L, dk + j * kr, kr);
+            cols_times_x(4, CV, pn + j, LP, g, orow, L, dv + j * vr, vr);
+        }
+        for (; j < L; ++j) {
+            cols_times_x(1, CV, ds + j, LP, q, qr, L, dk + j * kr, kr);
+            cols_times_x(1, CV, pn + j, LP, g, orow, L, dv + j * vr, vr);
+        }
+    }
+    free(vt);
+    }
+    return failed;
+}
+
+#define EXPORT(CC)                                                                                     \
+    int p2m_attention_forward_c##CC(const float* x, float* out, float* p, const plan_t* pl, float scale, \
+                                    int threads) {                                                    \
+        return forward((CC) / 8, x, out, p, pl, scale, threads);                                       \
+    }                                                                                                  \
+    int p2m_attention_backward_c##CC(const float* x, const float* out, const float* p,                 \
+                                     const float* grad_out, float* grad_x, const plan_t* pl,           \
+                                     float scale, int threads) {                                       \
+        return backward((CC) / 8, x, out, p, grad_out, grad_x, pl, scale, threads);                    \
+    }
+
+EXPORT(8)
+EXPORT(16)
+EXPORT(32)
+EXPORT(64)
+
+/* ------------------------------------------------------------------------ batch norm (+ GELU) */
+
+INLINE v8 vabs(v8 x) { return (v8)(((v8i)x & (v8i)bc(-0.0f)) ^ (v8i)x); }
+
+/* Standard normal cdf and pdf at z: Phi(z) = 1 - erfc(z / sqrt 2) / 2 with erfc from
+ * Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7), phi(z) = exp(-z^2 / 2) / sqrt(2 pi). */
+INLINE void normal_cdf_pdf(v8 z, v8* cdf, v8* pdf) {
+    v8 x = vabs(z) * bc(0.70710678118654752f);
+    v8 e = vexp(-(x * x));
+    v8 t = bc(1.0f) / (bc(1.0f) + bc(0.3275911f) * x);
+    v8 p = bc(1.061405429f);
+    p = p * t + bc(-1.453152027f);
+    p = p * t + bc(1.421413741f);
+    p = p * t + bc(-0.284496736f);
+    p = p * t + bc(0.254829592f);
+    v8 tail = bc(0.5f) * p * t * e; /* erfc(|z| / sqrt 2) / 2 */
+    v8i neg = z < bc(0.0f);
+    *cdf = (v8)((neg & (v8i)tail) | (~neg & (v8i)(bc(1.0f) - tail)));
+    *pdf = e * bc(0.39894228040143268f);
+}
+
+INLINE v8 gelu(v8 z) {
+    v8 cdf, pdf;
+    normal_cdf_pdf(z, &cdf, &pdf);
+    return z * cdf;
+}
+
+INLINE v8 gelu_grad(v8 z) {
+    v8 cdf, pdf;
+    normal_cdf_pdf(z, &cdf, &pdf);
+    return cdf + z * pdf;
+}
+
+INLINE int thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+enum { ROWS = 64 }; /* rows summed in float before the running sums in double */
+
+/* y = act(x * scale + shift) per channel; mean, var (biased) and rstd of x's columns returned.
+ * Sums are taken relative to the first row (against cancellation) and in double. */
+int p2m_batch_norm_forward(const float* x, float* y, const float* gamma, const float* beta, float eps,
+                           int64_t N, int64_t C, int act_gelu, float* mean, float* var, float* rstd,
+                           int threads) {
+    double* sums = calloc((size_t)(2 * C * threads), sizeof(double));
+    float* coef = malloc(sizeof(float) * (size_t)(3 * C));
+    int failed = !sums || !coef;
+    if (!failed) {
+        float *ref = coef, *scale = coef + C, *shift = coef + 2 * C;
+        memcpy(ref, x, sizeof(float) * (size_t)C);
+#pragma omp parallel num_threads(threads) reduction(| : failed)
+        {
+            double *s1 = sums + 2 * C * thread_id(), *s2 = s1 + C;
+            float* part = malloc(sizeof(float) * (size_t)(2 * C));
+            if (!part) failed = 1;
+#pragma omp for schedule(static)
+            for (int64_t b = 0; b < (N + ROWS - 1) / ROWS; ++b) {
+                if (!part) continue;
+                memset(part, 0, sizeof(float) * (size_t)(2 * C));
+                const int64_t end = (b + 1) * ROWS < N ? (b + 1) * ROWS : N;
+                for (int64_t i = b * ROWS; i < end; ++i)
+                    for (int64_t c = 0; c < C; c += 8) {
+                        v8 d = ld(x + i * C + c) - ld(ref + c);
+                        st(part + c, ld(part + c) + d);
+                        st(part + C + c, ld(part + C + c) + d * d);
+                    }
+                for (int64_t c = 0; c < C; ++c) {
+                    s1[c] += part[c];
+                    s2[c] += part[C + c];
+                }
+            }
+            free(part);
+        }
+        for (int64_t c = 0; c < C && !failed; ++c) {
+            double m = 0.0, q = 0.0;
+            for (int t = 0; t < threads; ++t) {
+                m += sums[2 * C * t + c];
+                q += sums[2 * C * t + C + c];
+            }
+            m /= (double)N;
+            q = q / (double)N - m * m;
+            q = q > 0.0 ? q : 0.0;
+            const double r = 1.0 / sqrt(q + (double)eps);
+            mean[c] = (float)(m + ref[c]);
+            var[c] = (float)q;
+            rstd[c] = (float)r;
+            scale[c] = (float)(r * gamma[c]);
+            shift[c] = (float)(beta[c] - (m + ref[c]) * r * gamma[c]);
+        }
+        if (!failed) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+            for (int64_t i = 0; i < N; ++i)
+                for (int64_t c = 0; c < C; c += 8) {
+                    v8 z = ld(x + i * C + c) * ld(scale + c) + ld(shift + c);
+                    st(y + i * C + c, act_gelu ? gelu(z) : z);
+                }
+        }
+    }
+    free(sums);
+    free(coef);
+    return failed;
+}
+
+/* Gradients of y = act(batch_norm(x)): grad_x (may alias nothing else), grad_gamma, grad_beta and,
+ * if grad_x_sum is not NULL, the column sums of grad_x. */
+int p2m_batch_norm_backward(const float* x, const float* grad_y, float* grad_x, const float* gamma,
+                            const float* beta, const float* mean, const float* rstd, int64_t N, int64_t C,
+                            int act_gelu, float* grad_gamma, float* grad_beta, float* grad_x_sum,
+                            int threads) {
+    double* sums = calloc((size_t)(3 * C * threads), sizeof(double));
+    float* coef = malloc(sizeof(float) * (size_t)(6 * C));
+    int failed = !sums || !coef;
+    if (!failed) {
+        float *scale = coef, *shift = coef + C, *offset = coef + 2 * C;
+        float *k1 = coef + 3 * C, *k2 = coef + 4 * C, *k3 = coef + 5 * C;
+        for (int64_t c = 0; c < C; ++c) {
+            scale[c] = rstd[c] * gamma[c];
+            shift[c] = beta[c] - mean[c] * scale[c];
+            offset[c] = -mean[c] * rstd[c]; /* xhat = x * rstd + offset */
+        }
+        /* pass 1: g = grad_y * act'(z) into grad_x; column sums of g and g * xhat */
+#pragma omp parallel num_threads(threads) reduction(| : failed)
+        {
+            double *s1 = sums + 3 * C * thread_id(), *s2 = s1 + C;
+            float* part = malloc(sizeof(float) * (size_t)(2 * C));
+            if (!part) failed = 1;
+#pragma omp for schedule(static)
+            for (int64_t b = 0; b < (N + ROWS - 1) / ROWS; ++b) {
+                if (!part) continue;
+                memset(part, 0, sizeof(float) * (size_t)(2 * C));
+                const int64_t end = (b + 1) * ROWS < N ? (b + 1) * ROWS : N;
+                for (int64_t i = b * ROWS; i < end; ++i)
+                    for (int64_t c = 0; c < C; c += 8) {
+                        v8 xi = ld(x + i * C + c);
+                        v8 g = ld(grad_y + i * C + c);
+                        if (act_gelu) g *= gelu_grad(xi * ld(scale + c) + ld(shift + c));
+                        st(grad_x + i * C + c, g);
+                        st(part + c, ld(part + c) + g);
+                        st(part + C + c, ld(part + C + c) + g * (xi * ld(rstd + c) + ld(offset + c)));
+                    }
+                for (int64_t c = 0; c < C; ++c) {
+                    s1[c] += part[c];
+                    s2[c] += part[C + c];
+                }
+            }
+            free(part);
+        }
+        for (int64_t c = 0; c < C && !failed; ++c) {
+            double sg = 0.0, sgx = 0.0;
+            for (int t = 0; t < threads; ++t) {
+                sg += sums[3 * C * t + c];
+                sgx += sums[3 * C * t + C + c];
+            }
+            grad_beta[c] = (float)sg;
+            grad_gamma[c] = (float)sgx;
+            k1[c] = scale[c];
+            k2[c] = (float)(-sg / (double)N * scale[c]);
+            k3[c] = (float)(-sgx / (double)N * scale[c]);
+        }
+        /* pass 2: grad_x = (g - mean(g) - xhat * mean(g * xhat)) * rstd * gamma */
+        if (!failed) {
+#pragma omp parallel num_threads(threads) reduction(| : failed)
+            {
+                double* s3 = sums + 3 * C * thread_id() + 2 * C;
+                float* part = grad_x_sum ? malloc(sizeof(float) * (size_t)C) : NULL;
+                if (grad_x_sum && !part) failed = 1;
+#pragma omp for schedule(static)
+                for (int64_t b = 0; b < (N + ROWS - 1) / ROWS; ++b) {
+                    if (part) memset(part, 0, sizeof(float) * (size_t)C);
+                    const int64_t end = (b + 1) * ROWS < N ? (b + 1) * ROWS : N;
+                    for (int64_t i = b * ROWS; i < end; ++i)
+                        for (int64_t c = 0; c < C; c += 8) {
+                            v8 xhat = ld(x + i * C + c) * ld(rstd + c) + ld(offset + c);
+                            v8 gx = ld(grad_x + i * C + c) * ld(k1 + c) + ld(k2 + c) + xhat * ld(k3 + c);
+                            st(grad_x + i * C + c, gx);
+                            if (part) st(part + c, ld(part + c) + gx);
+                        }
+                    if (part)
+                        for (int64_t c = 0; c < C; ++c) s3[c] += part[c];
+                }
+                free(part);
+            }
+            if (grad_x_sum)
+                for (int64_t c = 0; c < C; ++c) {
+                    double s = 0.0;
+                    for (int t = 0; t < threads; ++t) s += sums[3 * C * t + 2 * C + c];
+                    grad_x_sum[c] = (float)s;
+                }
+        }
+    }
+    free(sums);
+    free(coef);
+    return failed;
+}
+
+/* Version of this interface (the loader checks it before use). */
+int p2m_abi(void) { return 2; }
