@@ -133,6 +133,10 @@ def test_attention_is_not_used_where_it_cannot_run() -> None:
     with cpu_kernels.disabled():
         assert not cpu_attention.usable(x, 8)
     assert cpu_attention.usable(x, 8)
+    long = torch.randn(1, 243, 17, 48, requires_grad=True)
+    assert not cpu_attention.usable(long, 8, longest=243)  # training: SDPA keeps no L x L probabilities
+    with torch.no_grad():
+        assert cpu_attention.usable(long, 8, longest=243)
 
 
 # ----------------------------------------------------------------------------- batch norm (+ GELU)

@@ -22,6 +22,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from pose2met.models import cpu_kernels
+from pose2met.models.attention import SDPA_MIN_TOKENS_CPU_TRAIN
 from pose2met.models.cpu_kernels import HEAD_DIMS, Plan, View
 
 Axis = Literal["joints", "frames"]
@@ -125,9 +126,16 @@ class _PlannedAttention(torch.autograd.Function):
         return grad_x, None
 
 
-def usable(qkv: Tensor, head_dim: int, dropout_p: float = 0.0) -> bool:
+def usable(qkv: Tensor, head_dim: int, dropout_p: float = 0.0, longest: int = 0) -> bool:
     """Whether :func:`axis_attention` can run on ``qkv``: float32 on the CPU, a head width in
-    :data:`HEAD_DIMS`, no attention dropout, not traced or compiled, and the kernel built."""
+    :data:`HEAD_DIMS`, no attention dropout, not traced or compiled, and the kernels built.
+
+    With gradients, sequences of ``longest >= SDPA_MIN_TOKENS_CPU_TRAIN`` tokens are left to PyTorch's
+    fused SDPA: the kernel keeps every attention probability for the backward pass (``L^2`` floats per
+    sequence, as plain matrix products do), which SDPA does not.
+    """
+    if torch.is_grad_enabled() and qkv.requires_grad and longest >= SDPA_MIN_TOKENS_CPU_TRAIN:
+        return False
     return head_dim in HEAD_DIMS and dropout_p == 0.0 and cpu_kernels.available_for(qkv)
 
 

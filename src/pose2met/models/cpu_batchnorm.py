@@ -1,10 +1,11 @@
 """Training-mode batch norm (optionally followed by GELU) on channel-last CPU tokens, in one C kernel.
 
-With batch statistics, PyTorch's batch norm makes three passes over ``(tokens, C)`` forward and two
-backward, and a following GELU two more; the kernel of :mod:`pose2met.models.cpu_kernels` makes two
-each way, sums the statistics in double precision, and can skip a preceding linear layer's bias
-(``shift``): a batch norm with batch statistics removes any per-channel constant, so the bias only
-moves the running mean, which is updated here as PyTorch would. The result equals
+With batch statistics, PyTorch's batch norm and a following GELU make three passes over
+``(tokens, C)`` forward and three backward, with an intermediate tensor between them; the kernel of
+:mod:`pose2met.models.cpu_kernels` makes two each way, sums the statistics in double precision, and
+can skip a preceding linear layer's bias (``shift``): a batch norm with batch statistics removes any
+per-channel constant, so the bias only moves the running mean, which is updated here as PyTorch
+would. The result equals
 ``gelu(bn(x + shift))`` (GELU from an erf approximation accurate to about 1e-7) and updates
 ``bn.running_mean``, ``bn.running_var`` and ``bn.num_batches_tracked`` as ``bn`` itself would.
 """

@@ -4,23 +4,23 @@
  *    channels (C = 8, 16, 32 or 64). STAPFormer attends over 17 joints, 27-243 frames or a few
  *    hundred STAP tokens with heads 8 or 16 channels wide: batched BLAS calls spend most of their
  *    time on per-matrix overhead at these sizes, and the softmax on rows of 17-27 values barely
- *    vectorizes. Here one sequence at a time stays in L1 cache: the scores are computed 8 keys
- *    per SIMD vector against a transposed copy of K, the softmax runs on padded rows, and the
- *    products with V, and in the backward pass with K, Q and dO, accumulate in registers, 4 rows
- *    at a time.
+ *    vectorizes. Here one sequence at a time stays in L1 cache, with 8 queries per SIMD vector:
+ *    the scores of each key against a transposed copy of Q, the softmax down the columns (no
+ *    horizontal reductions), and the products with V, and in the backward pass with K, Q and dO,
+ *    accumulated in registers.
  *
  *    Each of q, k, v and out is a strided view into a float32 buffer, so the callers read the
  *    heads straight out of a fused qkv projection and write the result in the layout the next
  *    layer wants (no copies): token (n, l), channel c of a view w lives at
  *      w.off + n0 * w.s0 + n1 * w.s1 + n2 * w.s2 + l * w.row + c,  n = (n0 * N1 + n1) * N2 + n2.
  *    The gradients of q, k and v are written through the same views into a buffer laid out like
- *    the input. p holds the softmax probabilities, (N, L, LP) with LP = L rounded up to 8 and
- *    zero padding; the forward pass fills it (if not NULL) and the backward pass reads it.
+ *    the input. p holds the softmax probabilities transposed, (N, L keys, LP queries) with LP = L
+ *    rounded up to 8; the forward pass fills it (if not NULL) and the backward pass reads it.
  *
  * 2. Batch norm with batch statistics on channel-last tokens (N, C), C a multiple of 8,
  *    optionally followed by the exact (erf) GELU, forward and backward in two passes each over
- *    the data (PyTorch's separate batch norm and GELU make five), with the statistics summed in
- *    double precision.
+ *    the data (PyTorch's separate batch norm and GELU make three each way, with an intermediate
+ *    tensor), with the statistics summed in double precision.
  *
  * The work is split across `threads` OpenMP threads. Built with -fopenmp, this library binds to
  * the libgomp that PyTorch loaded, so it shares PyTorch's (already spinning) thread pool; built
@@ -89,12 +89,23 @@ INLINE v8 vexp(v8 x) {
     return (v8)((nan & (v8i)bc(__builtin_nanf(""))) | (~nan & (v8i)y));
 }
 
+/* Rows of sequence n of view w into cache ahead of use (the rows of strided views are far apart,
+ * which the hardware prefetchers do not follow). */
+INLINE void prefetch_rows(const float* base, const view_t* w, const plan_t* pl, int64_t n);
+
 INLINE int64_t seq_offset(const view_t* w, const plan_t* pl, int64_t n) {
     int64_t i2 = n % pl->n2;
     n /= pl->n2;
     int64_t i1 = n % pl->n1;
     return w->off + (n / pl->n1) * w->s0 + i1 * w->s1 + i2 * w->s2;
 }
+
+INLINE void prefetch_rows(const float* base, const view_t* w, const plan_t* pl, int64_t n) {
+    const float* r = base + seq_offset(w, pl, n);
+    for (int64_t l = 0; l < pl->len; ++l) __builtin_prefetch(r + l * w->row);
+}
+
+enum { AHEAD = 8 }; /* sequences prefetched ahead: one group of heads of the next frame or joint */
 
 /* dst (C x LP) = src (L x C, row stride) transposed, pad columns zero. */
 INLINE void transpose(int C, const float* src, int64_t row, int64_t L, int64_t LP, float* dst) {
@@ -137,51 +148,81 @@ INLINE void rows_times_x(int R, int CV, const float* m, int64_t LP, const float*
         for (int u = 0; u < CV; ++u) st(out + r * orow + 8 * u, acc[r][u]);
 }
 
-/* R columns (j..j+R-1) of m (L x LP) transposed, times x (L x C): out rows j.. (stride orow). */
-INLINE void cols_times_x(int R, int CV, const float* m, int64_t LP, const float* x, int64_t xrow,
-                         int64_t L, float* out, int64_t orow) {
-    v8 acc[4][8] = {{bc(0.f)}};
-    for (int64_t i = 0; i < L; ++i) {
-#pragma GCC unroll 8
-        for (int u = 0; u < CV; ++u) {
-            v8 b = ld(x + i * xrow + 8 * u);
-#pragma GCC unroll 8
-            for (int r = 0; r < R; ++r) acc[r][u] += bc(m[i * LP + r]) * b;
-        }
+/* Rows i < n (n <= 8, stride orow) of the transpose of the 8 x 8 block r (r[c] holds rows 0..7 of
+ * column c): out[i][c] = r[c][i]. */
+INLINE void store_transposed(const v8 r[8], float* out, int64_t orow, int n) {
+    v8 t[8], u[8], o[8];
+    for (int k = 0; k < 8; k += 2) {
+        t[k] = __builtin_shufflevector(r[k], r[k + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+        t[k + 1] = __builtin_shufflevector(r[k], r[k + 1], 2, 10, 3, 11, 6, 14, 7, 15);
     }
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r)
-#pragma GCC unroll 8
-        for (int u = 0; u < CV; ++u) st(out + r * orow + 8 * u, acc[r][u]);
+    for (int k = 0; k < 8; k += 4) {
+        u[k] = __builtin_shufflevector(t[k], t[k + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+        u[k + 1] = __builtin_shufflevector(t[k], t[k + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+        u[k + 2] = __builtin_shufflevector(t[k + 1], t[k + 3], 0, 1, 8, 9, 4, 5, 12, 13);
+        u[k + 3] = __builtin_shufflevector(t[k + 1], t[k + 3], 2, 3, 10, 11, 6, 7, 14, 15);
+    }
+    for (int k = 0; k < 4; ++k) {
+        o[k] = __builtin_shufflevector(u[k], u[k + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+        o[k + 4] = __builtin_shufflevector(u[k], u[k + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+    }
+    for (int i = 0; i < n; ++i) st(out + i * orow, o[i]);
 }
 
-/* Row-wise softmax of s (L x LP) in place; pad columns come out exactly zero. */
-INLINE void softmax_rows(float* s, int64_t L, int64_t LP, v8i tail) {
-    for (int64_t i = 0; i < L; ++i) {
-        float* row = s + i * LP;
-        const int64_t last = LP - 8;
-        st(row + last, (v8)((tail & (v8i)ld(row + last)) | (~tail & (v8i)bc(-3.0e38f))));
-        v8 m = ld(row);
-        for (int64_t j = 8; j < LP; j += 8) m = vmax(m, ld(row + j));
-        const v8 mx = bc(hmax(m));
-        v8 sum = {0};
-        for (int64_t j = 0; j < LP; j += 8) {
-            v8 e = vexp(ld(row + j) - mx);
-            if (j == last) e = (v8)(tail & (v8i)e);
-            st(row + j, e);
+/* out[i][c] = sum_j m[j][i] * x[j][c] for rows i < L: m is (L x LP) with rows j and the i in SIMD
+ * lanes, x has L rows (stride xrow) of C = 8 CV channels, out rows have stride orow. */
+INLINE void xt_times_m(int CV, const float* x, int64_t xrow, const float* m, int64_t LP, int64_t L,
+                       float* out, int64_t orow) {
+    for (int64_t i = 0; i < L; i += 8) {
+        const int n = L - i < 8 ? (int)(L - i) : 8;
+        for (int u = 0; u < CV; ++u) {
+            v8 acc[8] = {bc(0.f)};
+            for (int64_t j = 0; j < L; ++j) {
+                const v8 mv = ld(m + j * LP + i);
+                const float* xj = x + j * xrow + 8 * u;
+#pragma GCC unroll 8
+                for (int c = 0; c < 8; ++c) acc[c] += bc(xj[c]) * mv;
+            }
+            store_transposed(acc, out + i * orow + 8 * u, orow, n);
+        }
+    }
+}
+
+/* Softmax over the rows j < L of each column of s (L x LP), in place. */
+INLINE void softmax_columns(float* s, int64_t L, int64_t LP) {
+    for (int64_t i = 0; i < LP; i += 8) {
+        v8 m = ld(s + i);
+        for (int64_t j = 1; j < L; ++j) m = vmax(m, ld(s + j * LP + i));
+        v8 sum = bc(0.f);
+        for (int64_t j = 0; j < L; ++j) {
+            const v8 e = vexp(ld(s + j * LP + i) - m);
+            st(s + j * LP + i, e);
             sum += e;
         }
-        const v8 inv = bc(1.0f / hsum(sum));
-        for (int64_t j = 0; j < LP; j += 8) st(row + j, ld(row + j) * inv);
+        const v8 inv = bc(1.0f) / sum;
+        for (int64_t j = 0; j < L; ++j) st(s + j * LP + i, ld(s + j * LP + i) * inv);
     }
 }
 
-INLINE v8i tail_mask(int64_t L, int64_t LP) {
-    v8i tail;
-    for (int t = 0; t < 8; ++t) tail[t] = (LP - 8 + t) < L ? -1 : 0;
-    return tail;
+/* Rows of a (stride arow) times bt (C x LP) into out rows (stride LP), 4 rows at a time. */
+INLINE void all_rows_times_bt(int C, const float* a, int64_t arow, int64_t L, const float* bt, int64_t LP,
+                              float scale, float* out) {
+    int64_t j = 0;
+    for (; j + 4 <= L; j += 4) rows_times_bt(4, C, a + j * arow, arow, bt, LP, scale, out + j * LP);
+    for (; j < L; ++j) rows_times_bt(1, C, a + j * arow, arow, bt, LP, scale, out + j * LP);
 }
 
+/* out rows j < L (stride orow) = sum_i m[j][i] x[i] for m (L x LP), 4 rows at a time. */
+INLINE void all_rows_times_x(int CV, const float* m, int64_t LP, const float* x, int64_t xrow, int64_t L,
+                             float* out, int64_t orow) {
+    int64_t j = 0;
+    for (; j + 4 <= L; j += 4) rows_times_x(4, CV, m + j * LP, LP, x, xrow, L, out + j * orow, orow);
+    for (; j < L; ++j) rows_times_x(1, CV, m + j * LP, LP, x, xrow, L, out + j * orow, orow);
+}
+
+/* The probabilities are kept transposed: p[j][i] = P(query i attends to key j), keys in rows and 8
+ * queries per SIMD vector, so that the softmax's max and sum run down the columns without horizontal
+ * reductions. Lanes of queries i >= L hold a harmless uniform distribution (their q and dO are 0). */
 INLINE int forward(int CV, const float* x, float* out, float* p, const plan_t* pl, float scale,
                    int threads) {
     const int C = 8 * CV;
@@ -189,31 +230,31 @@ INLINE int forward(int CV, const float* x, float* out, float* p, const plan_t* p
     int failed = 0;
 #pragma omp parallel num_threads(threads) reduction(| : failed)
     {
-    float* kt = malloc(sizeof(float) * (size_t)(C * LP + (p ? 0 : L * LP)));
-    float* scratch = kt + C * LP;
-    const v8i tail = tail_mask(L, LP);
-    if (!kt) failed = 1;
-    else
-        for (int64_t j = L; j < LP; ++j)
-            for (int c = 0; c < C; ++c) kt[c * LP + j] = 0.f;
+        float* qt = malloc(sizeof(float) * (size_t)(C * LP + (p ? 0 : L * LP)));
+        float* scratch = qt + C * LP;
+        if (!qt) failed = 1;
+        else
+            for (int64_t i = L; i < LP; ++i)
+                for (int c = 0; c < C; ++c) qt[c * LP + i] = 0.f;
 #pragma omp for schedule(static)
-    for (int64_t n = 0; n < N; ++n) {
-        if (!kt) continue;
-        const float* q = x + seq_offset(&pl->q, pl, n);
-        const float* k = x + seq_offset(&pl->k, pl, n);
-        const float* v = x + seq_offset(&pl->v, pl, n);
-        float* o = out + seq_offset(&pl->o, pl, n);
-        float* s = p ? p + n * L * LP : scratch;
-        const int64_t qr = pl->q.row, vr = pl->v.row, orow = pl->o.row;
-        transpose(C, k, pl->k.row, L, LP, kt);
-        int64_t i = 0;
-        for (; i + 4 <= L; i += 4) rows_times_bt(4, C, q + i * qr, qr, kt, LP, scale, s + i * LP);
-        for (; i < L; ++i) rows_times_bt(1, C, q + i * qr, qr, kt, LP, scale, s + i * LP);
-        softmax_rows(s, L, LP, tail);
-        for (i = 0; i + 4 <= L; i += 4) rows_times_x(4, CV, s + i * LP, LP, v, vr, L, o + i * orow, orow);
-        for (; i < L; ++i) rows_times_x(1, CV, s + i * LP, LP, v, vr, L, o + i * orow, orow);
-    }
-    free(kt);
+        for (int64_t n = 0; n < N; ++n) {
+            if (!qt) continue;
+            const float* q = x + seq_offset(&pl->q, pl, n);
+            const float* k = x + seq_offset(&pl->k, pl, n);
+            const float* v = x + seq_offset(&pl->v, pl, n);
+            float* o = out + seq_offset(&pl->o, pl, n);
+            float* s = p ? p + n * L * LP : scratch;
+            if (n + AHEAD < N) {
+                prefetch_rows(x, &pl->q, pl, n + AHEAD);
+                prefetch_rows(x, &pl->k, pl, n + AHEAD);
+                prefetch_rows(x, &pl->v, pl, n + AHEAD);
+            }
+            transpose(C, q, pl->q.row, L, LP, qt);
+            all_rows_times_bt(C, k, pl->k.row, L, qt, LP, scale, s); /* scores, keys in rows */
+            softmax_columns(s, L, LP);
+            xt_times_m(CV, v, pl->v.row, s, LP, L, o, pl->o.row);
+        }
+        free(qt);
     }
     return failed;
 }
@@ -221,52 +262,47 @@ INLINE int forward(int CV, const float* x, float* out, float* p, const plan_t* p
 /* grad_x gets dq, dk, dv through the q, k, v views; grad_out is read through the o view. */
 INLINE int backward(int CV, const float* x, const float* out, const float* p, const float* grad_out,
                     float* grad_x, const plan_t* pl, float scale, int threads) {
+    (void)out;
     const int C = 8 * CV;
     const int64_t L = pl->len, LP = (L + 7) & ~(int64_t)7, N = pl->n0 * pl->n1 * pl->n2;
     int failed = 0;
 #pragma omp parallel num_threads(threads) reduction(| : failed)
     {
-    float* vt = malloc(sizeof(float) * (size_t)(C * LP + L * LP));
-    float* ds = vt + C * LP;
-    if (!vt) failed = 1;
-    else
-        for (int64_t j = L; j < LP; ++j)
-            for (int c = 0; c < C; ++c) vt[c * LP + j] = 0.f;
+        float* gt = malloc(sizeof(float) * (size_t)(C * LP + L * LP));
+        float* ds = gt + C * LP;
+        if (!gt) failed = 1;
+        else
+            for (int64_t i = L; i < LP; ++i)
+                for (int c = 0; c < C; ++c) gt[c * LP + i] = 0.f;
 #pragma omp for schedule(static)
-    for (int64_t n = 0; n < N; ++n) {
-        if (!vt) continue;
-        const int64_t qo = seq_offset(&pl->q, pl, n), ko = seq_offset(&pl->k, pl, n);
-        const int64_t vo = seq_offset(&pl->v, pl, n), oo = seq_offset(&pl->o, pl, n);
-        const float *q = x + qo, *k = x + ko, *v = x + vo, *o = out + oo, *g = grad_out + oo;
-        const float* pn = p + n * L * LP;
-        const int64_t qr = pl->q.row, kr = pl->k.row, vr = pl->v.row, orow = pl->o.row;
-        transpose(C, v, vr, L, LP, vt);
-        /* dP = dO V^T; dS = P * (dP - rowsum(dO * O)) * scale */
-        int64_t i = 0;
-        for (; i + 4 <= L; i += 4) rows_times_bt(4, C, g + i * orow, orow, vt, LP, 1.0f, ds + i * LP);
-        for (; i < L; ++i) rows_times_bt(1, C, g + i * orow, orow, vt, LP, 1.0f, ds + i * LP);
-        for (i = 0; i < L; ++i) {
-            v8 dd = {0};
-            for (int u = 0; u < CV; ++u) dd += ld(g + i * orow + 8 * u) * ld(o + i * orow + 8 * u);
-            const v8 d = bc(hsum(dd));
-            for (int64_t j = 0; j < LP; j += 8)
-                st(ds + i * LP + j, ld(pn + i * LP + j) * (ld(ds + i * LP + j) - d) * bc(scale));
+        for (int64_t n = 0; n < N; ++n) {
+            if (!gt) continue;
+            const int64_t qo = seq_offset(&pl->q, pl, n), ko = seq_offset(&pl->k, pl, n);
+            const int64_t vo = seq_offset(&pl->v, pl, n), oo = seq_offset(&pl->o, pl, n);
+            const float *q = x + qo, *k = x + ko, *v = x + vo, *g = grad_out + oo;
+            const float* pn = p + n * L * LP;
+            const int64_t qr = pl->q.row, kr = pl->k.row, vr = pl->v.row;
+            if (n + AHEAD < N) {
+                prefetch_rows(x, &pl->q, pl, n + AHEAD);
+                prefetch_rows(x, &pl->k, pl, n + AHEAD);
+                prefetch_rows(x, &pl->v, pl, n + AHEAD);
+                prefetch_rows(grad_out, &pl->o, pl, n + AHEAD);
+            }
+            transpose(C, g, pl->o.row, L, LP, gt);
+            all_rows_times_bt(C, v, vr, L, gt, LP, 1.0f, ds); /* dP, keys in rows */
+            /* dS = P * (dP - sum_keys P dP) * scale, column by column */
+            for (int64_t i = 0; i < LP; i += 8) {
+                v8 d = bc(0.f);
+                for (int64_t j = 0; j < L; ++j) d += ld(pn + j * LP + i) * ld(ds + j * LP + i);
+                for (int64_t j = 0; j < L; ++j)
+                    st(ds + j * LP + i, ld(pn + j * LP + i) * (ld(ds + j * LP + i) - d) * bc(scale));
+            }
+            /* dQ = dS K, dK = dS^T Q, dV = P^T dO */
+            xt_times_m(CV, k, kr, ds, LP, L, grad_x + qo, qr);
+            all_rows_times_x(CV, ds, LP, q, qr, L, grad_x + ko, kr);
+            all_rows_times_x(CV, pn, LP, g, pl->o.row, L, grad_x + vo, vr);
         }
-        /* dQ = dS K, dK = dS^T Q, dV = P^T dO */
-        float *dq = grad_x + qo, *dk = grad_x + ko, *dv = grad_x + vo;
-        for (i = 0; i + 4 <= L; i += 4) rows_times_x(4, CV, ds + i * LP, LP, k, kr, L, dq + i * qr, qr);
-        for (; i < L; ++i) rows_times_x(1, CV, ds + i * LP, LP, k, kr, L, dq + i * qr, qr);
-        int64_t j = 0;
-        for (; j + 4 <= L; j += 4) {
-            cols_times_x(4, CV, ds + j, LP, q, qr, L, dk + j * kr, kr);
-            cols_times_x(4, CV, pn + j, LP, g, orow, L, dv + j * vr, vr);
-        }
-        for (; j < L; ++j) {
-            cols_times_x(1, CV, ds + j, LP, q, qr, L, dk + j * kr, kr);
-            cols_times_x(1, CV, pn + j, LP, g, orow, L, dv + j * vr, vr);
-        }
-    }
-    free(vt);
+        free(gt);
     }
     return failed;
 }

@@ -77,7 +77,8 @@ class STCAttention(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         qkv = self.qkv(x)
         p = self.attn_dropout if self.training else 0.0
-        if self.attention_impl == "auto" and cpu_attention.usable(qkv, self.head_dim, p):
+        longest = max(qkv.shape[1], qkv.shape[2])
+        if self.attention_impl == "auto" and cpu_attention.usable(qkv, self.head_dim, p, longest):
             out = cpu_attention.axis_attention(qkv, self.num_heads, ("joints", "frames"), self.scale)
             return self.proj_drop(self.proj(out))
         # one unbind, not indexing: its backward is one stack, not a zero-filled full-size tensor per slice
@@ -118,7 +119,8 @@ class AxisAttention(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         qkv = self.qkv(x)
         p = self.attn_dropout if self.training else 0.0
-        if self.attention_impl == "auto" and cpu_attention.usable(qkv, self.head_dim, p):
+        length = qkv.shape[2] if self.axis == "joints" else qkv.shape[1]
+        if self.attention_impl == "auto" and cpu_attention.usable(qkv, self.head_dim, p, length):
             out = cpu_attention.axis_attention(qkv, self.num_heads, (self.axis,), self.scale)
             return self.proj_drop(self.proj(out))
         q, k, v = rearrange(qkv, "b t j (n h c) -> n b t j h c", n=3, h=self.num_heads).unbind(0)

@@ -99,7 +99,7 @@ class STAPAttention(nn.Module):
             tokens = rearrange(F.gelu(self.qkv_norm(tokens)), "b c gt gj -> b gt gj c")
         grid_t, grid_j = tokens.shape[1:3]
         p = self.attn_dropout if self.training else 0.0
-        if self.attention_impl == "auto" and cpu_attention.usable(tokens, self.head_dim, p):
+        if self.attention_impl == "auto" and cpu_attention.usable(tokens, self.head_dim, p, grid_t * grid_j):
             # all T' J' tokens as one sequence: the "joints" of a single frame
             flat = rearrange(tokens, "b gt gj c -> b 1 (gt gj) c")
             out = cpu_attention.axis_attention(flat, self.num_heads, ("joints",), self.scale)
