@@ -102,6 +102,8 @@ def test_attention_matches_numpy_forward_and_gradients(
     np.testing.assert_allclose(
         out.detach().numpy(), numpy_attention(qkv, heads, axes, scale), atol=1e-5, rtol=1e-5
     )
+    with torch.no_grad():  # inference keeps no probabilities: same numbers
+        assert torch.equal(cpu_attention.axis_attention(x, heads, axes, scale), out.detach())
     out.backward(torch.tensor(grad_out, dtype=torch.float32))
     expected = numpy_attention_grad(qkv, grad_out, heads, axes, scale)
     np.testing.assert_allclose(x.grad.numpy(), expected, atol=3e-5, rtol=1e-4)
