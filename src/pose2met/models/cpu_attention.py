@@ -104,7 +104,7 @@ class _PlannedAttention(torch.autograd.Function):
             )
             cpu_kernels.check(code, "attention")
         if keep:
-            ctx.save_for_backward(x, out, *probs)
+            ctx.save_for_backward(x, *probs)
             ctx.plan = plan
         return out
 
@@ -113,13 +113,13 @@ class _PlannedAttention(torch.autograd.Function):
     def backward(ctx, grad_out: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
         lib = cpu_kernels.library()
         assert lib is not None
-        x, out, *probs = ctx.saved_tensors
+        x, *probs = ctx.saved_tensors
         plan: AttentionPlan = ctx.plan
         grad_out = grad_out.contiguous()
         grad_x = torch.empty_like(x)  # the q, k, v views of the jobs cover every element once
         threads = torch.get_num_threads()
         for job, p in zip(plan.jobs, probs, strict=True):
-            args = (x.data_ptr(), out.data_ptr(), p.data_ptr(), grad_out.data_ptr(), grad_x.data_ptr())
+            args = (x.data_ptr(), p.data_ptr(), grad_out.data_ptr(), grad_x.data_ptr())
             cpu_kernels.check(
                 lib.attention_backward[job.head_dim](*args, job.plan, plan.scale, threads), "attention"
             )

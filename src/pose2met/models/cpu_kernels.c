@@ -107,6 +107,22 @@ INLINE void prefetch_rows(const float* base, const view_t* w, const plan_t* pl, 
 
 enum { AHEAD = 8 }; /* sequences prefetched ahead: one group of heads of the next frame or joint */
 
+INLINE void prefetch_qkv(const float* x, const plan_t* pl, int64_t n) {
+    prefetch_rows(x, &pl->q, pl, n);
+    prefetch_rows(x, &pl->k, pl, n);
+    prefetch_rows(x, &pl->v, pl, n);
+}
+
+/* Scratch of one thread: a transposed (C x LP) block whose pad columns L..LP-1 are zero, then
+ * `extra` more floats; NULL if out of memory. */
+INLINE float* transposed_scratch(int C, int64_t L, int64_t LP, int64_t extra) {
+    float* t = malloc(sizeof(float) * (size_t)(C * LP + extra));
+    if (t)
+        for (int64_t i = L; i < LP; ++i)
+            for (int c = 0; c < C; ++c) t[c * LP + i] = 0.f;
+    return t;
+}
+
 /* dst (C x LP) = src (L x C, row stride) transposed, pad columns zero. */
 INLINE void transpose(int C, const float* src, int64_t row, int64_t L, int64_t LP, float* dst) {
     for (int64_t j = 0; j < L; ++j)
@@ -230,12 +246,9 @@ INLINE int forward(int CV, const float* x, float* out, float* p, const plan_t* p
     int failed = 0;
 #pragma omp parallel num_threads(threads) reduction(| : failed)
     {
-        float* qt = malloc(sizeof(float) * (size_t)(C * LP + (p ? 0 : L * LP)));
+        float* qt = transposed_scratch(C, L, LP, p ? 0 : L * LP);
         float* scratch = qt + C * LP;
         if (!qt) failed = 1;
-        else
-            for (int64_t i = L; i < LP; ++i)
-                for (int c = 0; c < C; ++c) qt[c * LP + i] = 0.f;
 #pragma omp for schedule(static)
         for (int64_t n = 0; n < N; ++n) {
             if (!qt) continue;
@@ -244,11 +257,7 @@ INLINE int forward(int CV, const float* x, float* out, float* p, const plan_t* p
             const float* v = x + seq_offset(&pl->v, pl, n);
             float* o = out + seq_offset(&pl->o, pl, n);
             float* s = p ? p + n * L * LP : scratch;
-            if (n + AHEAD < N) {
-                prefetch_rows(x, &pl->q, pl, n + AHEAD);
-                prefetch_rows(x, &pl->k, pl, n + AHEAD);
-                prefetch_rows(x, &pl->v, pl, n + AHEAD);
-            }
+            if (n + AHEAD < N) prefetch_qkv(x, pl, n + AHEAD);
             transpose(C, q, pl->q.row, L, LP, qt);
             all_rows_times_bt(C, k, pl->k.row, L, qt, LP, scale, s); /* scores, keys in rows */
             softmax_columns(s, L, LP);
@@ -260,20 +269,16 @@ INLINE int forward(int CV, const float* x, float* out, float* p, const plan_t* p
 }
 
 /* grad_x gets dq, dk, dv through the q, k, v views; grad_out is read through the o view. */
-INLINE int backward(int CV, const float* x, const float* out, const float* p, const float* grad_out,
-                    float* grad_x, const plan_t* pl, float scale, int threads) {
-    (void)out;
+INLINE int backward(int CV, const float* x, const float* p, const float* grad_out, float* grad_x,
+                    const plan_t* pl, float scale, int threads) {
     const int C = 8 * CV;
     const int64_t L = pl->len, LP = (L + 7) & ~(int64_t)7, N = pl->n0 * pl->n1 * pl->n2;
     int failed = 0;
 #pragma omp parallel num_threads(threads) reduction(| : failed)
     {
-        float* gt = malloc(sizeof(float) * (size_t)(C * LP + L * LP));
+        float* gt = transposed_scratch(C, L, LP, L * LP);
         float* ds = gt + C * LP;
         if (!gt) failed = 1;
-        else
-            for (int64_t i = L; i < LP; ++i)
-                for (int c = 0; c < C; ++c) gt[c * LP + i] = 0.f;
 #pragma omp for schedule(static)
         for (int64_t n = 0; n < N; ++n) {
             if (!gt) continue;
@@ -283,9 +288,7 @@ INLINE int backward(int CV, const float* x, const float* out, const float* p, co
             const float* pn = p + n * L * LP;
             const int64_t qr = pl->q.row, kr = pl->k.row, vr = pl->v.row;
             if (n + AHEAD < N) {
-                prefetch_rows(x, &pl->q, pl, n + AHEAD);
-                prefetch_rows(x, &pl->k, pl, n + AHEAD);
-                prefetch_rows(x, &pl->v, pl, n + AHEAD);
+                prefetch_qkv(x, pl, n + AHEAD);
                 prefetch_rows(grad_out, &pl->o, pl, n + AHEAD);
             }
             transpose(C, g, pl->o.row, L, LP, gt);
@@ -312,10 +315,9 @@ INLINE int backward(int CV, const float* x, const float* out, const float* p, co
                                     int threads) {                                                    \
         return forward((CC) / 8, x, out, p, pl, scale, threads);                                       \
     }                                                                                                  \
-    int p2m_attention_backward_c##CC(const float* x, const float* out, const float* p,                 \
-                                     const float* grad_out, float* grad_x, const plan_t* pl,           \
-                                     float scale, int threads) {                                       \
-        return backward((CC) / 8, x, out, p, grad_out, grad_x, pl, scale, threads);                    \
+    int p2m_attention_backward_c##CC(const float* x, const float* p, const float* grad_out,            \
+                                     float* grad_x, const plan_t* pl, float scale, int threads) {      \
+        return backward((CC) / 8, x, p, grad_out, grad_x, pl, scale, threads);                         \
     }
 
 EXPORT(8)
@@ -366,48 +368,94 @@ INLINE int thread_id(void) {
 
 enum { ROWS = 64 }; /* rows summed in float before the running sums in double */
 
+/* Per-channel coefficients and buffers of one pass over the rows of an (N, C) batch. */
+typedef struct {
+    const float *x, *grad_y, *ref, *scale, *shift, *rstd, *offset, *k1, *k2, *k3;
+    float* out;
+    int act_gelu;
+} pass_t;
+
+/* What a pass does with channels c..c+7 of row i: it may write them, and returns in s1, s2 the two
+ * values summed per channel over the rows. */
+typedef void (*row_fn)(const pass_t* ps, int64_t i, int64_t c, int64_t C, v8* s1, v8* s2);
+
+/* forward statistics: sums of d and d^2, d = x - first row */
+INLINE void stats_row(const pass_t* ps, int64_t i, int64_t c, int64_t C, v8* s1, v8* s2) {
+    const v8 d = ld(ps->x + i * C + c) - ld(ps->ref + c);
+    *s1 = d;
+    *s2 = d * d;
+}
+
+/* backward pass 1: g = grad_y * act'(z) stored in out; sums of g and g * xhat */
+INLINE void grad_row(const pass_t* ps, int64_t i, int64_t c, int64_t C, v8* s1, v8* s2) {
+    const v8 xi = ld(ps->x + i * C + c);
+    v8 g = ld(ps->grad_y + i * C + c);
+    if (ps->act_gelu) g *= gelu_grad(xi * ld(ps->scale + c) + ld(ps->shift + c));
+    st(ps->out + i * C + c, g);
+    *s1 = g;
+    *s2 = g * (xi * ld(ps->rstd + c) + ld(ps->offset + c));
+}
+
+/* backward pass 2: grad_x = (g - mean(g) - xhat * mean(g * xhat)) * rstd * gamma in place; its sums */
+INLINE void input_grad_row(const pass_t* ps, int64_t i, int64_t c, int64_t C, v8* s1, v8* s2) {
+    const v8 xhat = ld(ps->x + i * C + c) * ld(ps->rstd + c) + ld(ps->offset + c);
+    const v8 gx = ld(ps->out + i * C + c) * ld(ps->k1 + c) + ld(ps->k2 + c) + xhat * ld(ps->k3 + c);
+    st(ps->out + i * C + c, gx);
+    *s1 = gx;
+    *s2 = bc(0.f);
+}
+
+/* Run `row` over all rows and channels on `threads` threads; column sums[0..2C) = (sum s1, sum s2),
+ * summed in float over blocks of ROWS rows and in double across blocks and threads. */
+INLINE int column_sums(row_fn row, const pass_t* ps, int64_t N, int64_t C, int threads, double* sums) {
+    double* partial = calloc((size_t)(2 * C * threads), sizeof(double));
+    if (!partial) return 1;
+    int failed = 0;
+#pragma omp parallel num_threads(threads) reduction(| : failed)
+    {
+        double* mine = partial + 2 * C * thread_id();
+        float* block = malloc(sizeof(float) * (size_t)(2 * C));
+        if (!block) failed = 1;
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < (N + ROWS - 1) / ROWS; ++b) {
+            if (!block) continue;
+            memset(block, 0, sizeof(float) * (size_t)(2 * C));
+            const int64_t end = (b + 1) * ROWS < N ? (b + 1) * ROWS : N;
+            for (int64_t i = b * ROWS; i < end; ++i)
+                for (int64_t c = 0; c < C; c += 8) {
+                    v8 s1, s2;
+                    row(ps, i, c, C, &s1, &s2);
+                    st(block + c, ld(block + c) + s1);
+                    st(block + C + c, ld(block + C + c) + s2);
+                }
+            for (int64_t c = 0; c < 2 * C; ++c) mine[c] += block[c];
+        }
+        free(block);
+    }
+    for (int64_t c = 0; c < 2 * C && !failed; ++c) {
+        sums[c] = 0.0;
+        for (int t = 0; t < threads; ++t) sums[c] += partial[2 * C * t + c];
+    }
+    free(partial);
+    return failed;
+}
+
 /* y = act(x * scale + shift) per channel; mean, var (biased) and rstd of x's columns returned.
  * Sums are taken relative to the first row (against cancellation) and in double. */
 int p2m_batch_norm_forward(const float* x, float* y, const float* gamma, const float* beta, float eps,
                            int64_t N, int64_t C, int act_gelu, float* mean, float* var, float* rstd,
                            int threads) {
-    double* sums = calloc((size_t)(2 * C * threads), sizeof(double));
+    double* sums = malloc(sizeof(double) * (size_t)(2 * C));
     float* coef = malloc(sizeof(float) * (size_t)(3 * C));
     int failed = !sums || !coef;
     if (!failed) {
         float *ref = coef, *scale = coef + C, *shift = coef + 2 * C;
         memcpy(ref, x, sizeof(float) * (size_t)C);
-#pragma omp parallel num_threads(threads) reduction(| : failed)
-        {
-            double *s1 = sums + 2 * C * thread_id(), *s2 = s1 + C;
-            float* part = malloc(sizeof(float) * (size_t)(2 * C));
-            if (!part) failed = 1;
-#pragma omp for schedule(static)
-            for (int64_t b = 0; b < (N + ROWS - 1) / ROWS; ++b) {
-                if (!part) continue;
-                memset(part, 0, sizeof(float) * (size_t)(2 * C));
-                const int64_t end = (b + 1) * ROWS < N ? (b + 1) * ROWS : N;
-                for (int64_t i = b * ROWS; i < end; ++i)
-                    for (int64_t c = 0; c < C; c += 8) {
-                        v8 d = ld(x + i * C + c) - ld(ref + c);
-                        st(part + c, ld(part + c) + d);
-                        st(part + C + c, ld(part + C + c) + d * d);
-                    }
-                for (int64_t c = 0; c < C; ++c) {
-                    s1[c] += part[c];
-                    s2[c] += part[C + c];
-                }
-            }
-            free(part);
-        }
+        const pass_t ps = {.x = x, .ref = ref};
+        failed = column_sums(stats_row, &ps, N, C, threads, sums);
         for (int64_t c = 0; c < C && !failed; ++c) {
-            double m = 0.0, q = 0.0;
-            for (int t = 0; t < threads; ++t) {
-                m += sums[2 * C * t + c];
-                q += sums[2 * C * t + C + c];
-            }
-            m /= (double)N;
-            q = q / (double)N - m * m;
+            const double m = sums[c] / (double)N;
+            double q = sums[C + c] / (double)N - m * m;
             q = q > 0.0 ? q : 0.0;
             const double r = 1.0 / sqrt(q + (double)eps);
             mean[c] = (float)(m + ref[c]);
@@ -430,13 +478,13 @@ int p2m_batch_norm_forward(const float* x, float* y, const float* gamma, const f
     return failed;
 }
 
-/* Gradients of y = act(batch_norm(x)): grad_x (may alias nothing else), grad_gamma, grad_beta and,
- * if grad_x_sum is not NULL, the column sums of grad_x. */
+/* Gradients of y = act(batch_norm(x)): grad_x, grad_gamma, grad_beta and, if grad_x_sum is not NULL,
+ * the column sums of grad_x. */
 int p2m_batch_norm_backward(const float* x, const float* grad_y, float* grad_x, const float* gamma,
                             const float* beta, const float* mean, const float* rstd, int64_t N, int64_t C,
                             int act_gelu, float* grad_gamma, float* grad_beta, float* grad_x_sum,
                             int threads) {
-    double* sums = calloc((size_t)(3 * C * threads), sizeof(double));
+    double* sums = malloc(sizeof(double) * (size_t)(2 * C));
     float* coef = malloc(sizeof(float) * (size_t)(6 * C));
     int failed = !sums || !coef;
     if (!failed) {
@@ -447,75 +495,19 @@ int p2m_batch_norm_backward(const float* x, const float* grad_y, float* grad_x, 
             shift[c] = beta[c] - mean[c] * scale[c];
             offset[c] = -mean[c] * rstd[c]; /* xhat = x * rstd + offset */
         }
-        /* pass 1: g = grad_y * act'(z) into grad_x; column sums of g and g * xhat */
-#pragma omp parallel num_threads(threads) reduction(| : failed)
-        {
-            double *s1 = sums + 3 * C * thread_id(), *s2 = s1 + C;
-            float* part = malloc(sizeof(float) * (size_t)(2 * C));
-            if (!part) failed = 1;
-#pragma omp for schedule(static)
-            for (int64_t b = 0; b < (N + ROWS - 1) / ROWS; ++b) {
-                if (!part) continue;
-                memset(part, 0, sizeof(float) * (size_t)(2 * C));
-                const int64_t end = (b + 1) * ROWS < N ? (b + 1) * ROWS : N;
-                for (int64_t i = b * ROWS; i < end; ++i)
-                    for (int64_t c = 0; c < C; c += 8) {
-                        v8 xi = ld(x + i * C + c);
-                        v8 g = ld(grad_y + i * C + c);
-                        if (act_gelu) g *= gelu_grad(xi * ld(scale + c) + ld(shift + c));
-                        st(grad_x + i * C + c, g);
-                        st(part + c, ld(part + c) + g);
-                        st(part + C + c, ld(part + C + c) + g * (xi * ld(rstd + c) + ld(offset + c)));
-                    }
-                for (int64_t c = 0; c < C; ++c) {
-                    s1[c] += part[c];
-                    s2[c] += part[C + c];
-                }
-            }
-            free(part);
-        }
+        const pass_t ps = {.x = x, .grad_y = grad_y, .scale = scale, .shift = shift, .rstd = rstd,
+                           .offset = offset, .k1 = k1, .k2 = k2, .k3 = k3, .out = grad_x,
+                           .act_gelu = act_gelu};
+        failed = column_sums(grad_row, &ps, N, C, threads, sums);
         for (int64_t c = 0; c < C && !failed; ++c) {
-            double sg = 0.0, sgx = 0.0;
-            for (int t = 0; t < threads; ++t) {
-                sg += sums[3 * C * t + c];
-                sgx += sums[3 * C * t + C + c];
-            }
-            grad_beta[c] = (float)sg;
-            grad_gamma[c] = (float)sgx;
+            grad_beta[c] = (float)sums[c];
+            grad_gamma[c] = (float)sums[C + c];
             k1[c] = scale[c];
-            k2[c] = (float)(-sg / (double)N * scale[c]);
-            k3[c] = (float)(-sgx / (double)N * scale[c]);
+            k2[c] = (float)(-sums[c] / (double)N * scale[c]);
+            k3[c] = (float)(-sums[C + c] / (double)N * scale[c]);
         }
-        /* pass 2: grad_x = (g - mean(g) - xhat * mean(g * xhat)) * rstd * gamma */
-        if (!failed) {
-#pragma omp parallel num_threads(threads) reduction(| : failed)
-            {
-                double* s3 = sums + 3 * C * thread_id() + 2 * C;
-                float* part = grad_x_sum ? malloc(sizeof(float) * (size_t)C) : NULL;
-                if (grad_x_sum && !part) failed = 1;
-#pragma omp for schedule(static)
-                for (int64_t b = 0; b < (N + ROWS - 1) / ROWS; ++b) {
-                    if (part) memset(part, 0, sizeof(float) * (size_t)C);
-                    const int64_t end = (b + 1) * ROWS < N ? (b + 1) * ROWS : N;
-                    for (int64_t i = b * ROWS; i < end; ++i)
-                        for (int64_t c = 0; c < C; c += 8) {
-                            v8 xhat = ld(x + i * C + c) * ld(rstd + c) + ld(offset + c);
-                            v8 gx = ld(grad_x + i * C + c) * ld(k1 + c) + ld(k2 + c) + xhat * ld(k3 + c);
-                            st(grad_x + i * C + c, gx);
-                            if (part) st(part + c, ld(part + c) + gx);
-                        }
-                    if (part)
-                        for (int64_t c = 0; c < C; ++c) s3[c] += part[c];
-                }
-                free(part);
-            }
-            if (grad_x_sum)
-                for (int64_t c = 0; c < C; ++c) {
-                    double s = 0.0;
-                    for (int t = 0; t < threads; ++t) s += sums[3 * C * t + 2 * C + c];
-                    grad_x_sum[c] = (float)s;
-                }
-        }
+        if (!failed) failed = column_sums(input_grad_row, &ps, N, C, threads, sums);
+        for (int64_t c = 0; c < C && !failed && grad_x_sum; ++c) grad_x_sum[c] = (float)sums[c];
     }
     free(sums);
     free(coef);
@@ -523,4 +515,4 @@ int p2m_batch_norm_backward(const float* x, const float* grad_y, float* grad_x, 
 }
 
 /* Version of this interface (the loader checks it before use). */
-int p2m_abi(void) { return 2; }
+int p2m_abi(void) { return 3; }

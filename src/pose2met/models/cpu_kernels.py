@@ -35,7 +35,7 @@ SOURCE = Path(__file__).with_name("cpu_kernels.c")
 ENV_SWITCH = "POSE2MET_CPU_KERNELS"
 #: Head widths the attention kernel is built for.
 HEAD_DIMS: tuple[int, ...] = (8, 16, 32, 64)
-_ABI = 2
+_ABI = 3
 
 
 class View(ctypes.Structure):
@@ -66,7 +66,7 @@ class Library:
             fwd = getattr(lib, f"p2m_attention_forward_c{c}")
             fwd.argtypes, fwd.restype = [ptr, ptr, ptr, plan, f32, i32], i32
             bwd = getattr(lib, f"p2m_attention_backward_c{c}")
-            bwd.argtypes, bwd.restype = [ptr, ptr, ptr, ptr, ptr, plan, f32, i32], i32
+            bwd.argtypes, bwd.restype = [ptr, ptr, ptr, ptr, plan, f32, i32], i32
             self.attention_forward[c], self.attention_backward[c] = fwd, bwd
         self.batch_norm_forward = lib.p2m_batch_norm_forward
         self.batch_norm_forward.argtypes = [ptr, ptr, ptr, ptr, f32, i64, i64, i32, ptr, ptr, ptr, i32]
