@@ -375,9 +375,8 @@ typedef struct {
     int act_gelu;
 } pass_t;
 
-/* What a pass does with channels c..c+7 of row i: it may write them, and returns in s1, s2 the two
- * values summed per channel over the rows. */
-typedef void (*row_fn)(const pass_t* ps, int64_t i, int64_t c, int64_t C, v8* s1, v8* s2);
+/* What a pass does with channels c..c+7 of row i (the *_row functions below): it may write them, and
+ * returns in s1, s2 the two values summed per channel over the rows. */
 
 /* forward statistics: sums of d and d^2, d = x - first row */
 INLINE void stats_row(const pass_t* ps, int64_t i, int64_t c, int64_t C, v8* s1, v8* s2) {
@@ -405,40 +404,44 @@ INLINE void input_grad_row(const pass_t* ps, int64_t i, int64_t c, int64_t C, v8
     *s2 = bc(0.f);
 }
 
-/* Run `row` over all rows and channels on `threads` threads; column sums[0..2C) = (sum s1, sum s2),
- * summed in float over blocks of ROWS rows and in double across blocks and threads. */
-INLINE int column_sums(row_fn row, const pass_t* ps, int64_t N, int64_t C, int threads, double* sums) {
-    double* partial = calloc((size_t)(2 * C * threads), sizeof(double));
-    if (!partial) return 1;
-    int failed = 0;
-#pragma omp parallel num_threads(threads) reduction(| : failed)
-    {
-        double* mine = partial + 2 * C * thread_id();
-        float* block = malloc(sizeof(float) * (size_t)(2 * C));
-        if (!block) failed = 1;
-#pragma omp for schedule(static)
-        for (int64_t b = 0; b < (N + ROWS - 1) / ROWS; ++b) {
-            if (!block) continue;
-            memset(block, 0, sizeof(float) * (size_t)(2 * C));
-            const int64_t end = (b + 1) * ROWS < N ? (b + 1) * ROWS : N;
-            for (int64_t i = b * ROWS; i < end; ++i)
-                for (int64_t c = 0; c < C; c += 8) {
-                    v8 s1, s2;
-                    row(ps, i, c, C, &s1, &s2);
-                    st(block + c, ld(block + c) + s1);
-                    st(block + C + c, ld(block + C + c) + s2);
-                }
-            for (int64_t c = 0; c < 2 * C; ++c) mine[c] += block[c];
-        }
-        free(block);
+/* NAME(ps, N, C, threads, sums): run ROW over all rows and channels on `threads` threads; column
+ * sums[0..2C) = (sum s1, sum s2), summed in float over blocks of ROWS rows and in double across
+ * blocks and threads. A macro, not a function pointer, so that ROW is inlined into the loop. */
+#define COLUMN_SUMS(NAME, ROW)                                                                   \
+    static int NAME(const pass_t* ps, int64_t N, int64_t C, int threads, double* sums) {         \
+        double* partial = calloc((size_t)(2 * C * threads), sizeof(double));                     \
+        if (!partial) return 1;                                                                  \
+        int failed = 0;                                                                          \
+        _Pragma("omp parallel num_threads(threads) reduction(| : failed)") {                     \
+            double* mine = partial + 2 * C * thread_id();                                        \
+            float* block = malloc(sizeof(float) * (size_t)(2 * C));                              \
+            if (!block) failed = 1;                                                              \
+            _Pragma("omp for schedule(static)") for (int64_t b = 0; b < (N + ROWS - 1) / ROWS; ++b) { \
+                if (!block) continue;                                                            \
+                memset(block, 0, sizeof(float) * (size_t)(2 * C));                               \
+                const int64_t end = (b + 1) * ROWS < N ? (b + 1) * ROWS : N;                     \
+                for (int64_t i = b * ROWS; i < end; ++i)                                         \
+                    for (int64_t c = 0; c < C; c += 8) {                                         \
+                        v8 s1, s2;                                                               \
+                        ROW(ps, i, c, C, &s1, &s2);                                              \
+                        st(block + c, ld(block + c) + s1);                                       \
+                        st(block + C + c, ld(block + C + c) + s2);                               \
+                    }                                                                            \
+                for (int64_t c = 0; c < 2 * C; ++c) mine[c] += block[c];                         \
+            }                                                                                    \
+            free(block);                                                                         \
+        }                                                                                        \
+        for (int64_t c = 0; c < 2 * C && !failed; ++c) {                                         \
+            sums[c] = 0.0;                                                                       \
+            for (int t = 0; t < threads; ++t) sums[c] += partial[2 * C * t + c];                 \
+        }                                                                                        \
+        free(partial);                                                                           \
+        return failed;                                                                           \
     }
-    for (int64_t c = 0; c < 2 * C && !failed; ++c) {
-        sums[c] = 0.0;
-        for (int t = 0; t < threads; ++t) sums[c] += partial[2 * C * t + c];
-    }
-    free(partial);
-    return failed;
-}
+
+COLUMN_SUMS(stats_sums, stats_row)
+COLUMN_SUMS(grad_sums, grad_row)
+COLUMN_SUMS(input_grad_sums, input_grad_row)
 
 /* y = act(x * scale + shift) per channel; mean, var (biased) and rstd of x's columns returned.
  * Sums are taken relative to the first row (against cancellation) and in double. */
@@ -452,7 +455,7 @@ int p2m_batch_norm_forward(const float* x, float* y, const float* gamma, const f
         float *ref = coef, *scale = coef + C, *shift = coef + 2 * C;
         memcpy(ref, x, sizeof(float) * (size_t)C);
         const pass_t ps = {.x = x, .ref = ref};
-        failed = column_sums(stats_row, &ps, N, C, threads, sums);
+        failed = stats_sums(&ps, N, C, threads, sums);
         for (int64_t c = 0; c < C && !failed; ++c) {
             const double m = sums[c] / (double)N;
             double q = sums[C + c] / (double)N - m * m;
@@ -498,7 +501,7 @@ int p2m_batch_norm_backward(const float* x, const float* grad_y, float* grad_x, 
         const pass_t ps = {.x = x, .grad_y = grad_y, .scale = scale, .shift = shift, .rstd = rstd,
                            .offset = offset, .k1 = k1, .k2 = k2, .k3 = k3, .out = grad_x,
                            .act_gelu = act_gelu};
-        failed = column_sums(grad_row, &ps, N, C, threads, sums);
+        failed = grad_sums(&ps, N, C, threads, sums);
         for (int64_t c = 0; c < C && !failed; ++c) {
             grad_beta[c] = (float)sums[c];
             grad_gamma[c] = (float)sums[C + c];
@@ -506,7 +509,7 @@ int p2m_batch_norm_backward(const float* x, const float* grad_y, float* grad_x, 
             k2[c] = (float)(-sums[c] / (double)N * scale[c]);
             k3[c] = (float)(-sums[C + c] / (double)N * scale[c]);
         }
-        if (!failed) failed = column_sums(input_grad_row, &ps, N, C, threads, sums);
+        if (!failed) failed = input_grad_sums(&ps, N, C, threads, sums);
         for (int64_t c = 0; c < C && !failed && grad_x_sum; ++c) grad_x_sum[c] = (float)sums[c];
     }
     free(sums);
