@@ -14,7 +14,15 @@ import pytest
 import torch
 from scipy.special import erf
 
-from pose2met.models import PoseHead, PoseLifter, cpu_attention, cpu_batchnorm, cpu_kernels, stapformer_preset
+from pose2met.models import (
+    PoseHead,
+    PoseLifter,
+    cpu_attention,
+    cpu_batchnorm,
+    cpu_kernels,
+    cpu_windows,
+    stapformer_preset,
+)
 from pose2met.models.layers import TokenBatchNorm, linear_tanh
 
 HAS_COMPILER = any(shutil.which(name) for name in ("cc", "gcc", "clang"))
@@ -232,6 +240,42 @@ def test_linear_bias_before_batch_norm_is_skipped_exactly() -> None:
         torch.testing.assert_close(p.grad.double(), q.grad, atol=2e-6 * scale, rtol=1e-4, msg=name)
     for (name, b), r in zip(ff.named_buffers(), ref.buffers(), strict=True):
         torch.testing.assert_close(b.double(), r.double(), atol=1e-5, rtol=1e-5, msg=name)
+
+
+# ----------------------------------------------------------------------------- STAP windows
+
+
+@pytest.mark.parametrize(
+    ("t", "j", "kernel", "padding"),
+    [
+        (27, 17, (3, 3), (1, 1)),
+        (9, 17, (5, 5), (2, 2)),
+        (8, 5, (2, 2), (1, 1)),
+        (7, 17, (1, 17), (0, 8)),
+        (3, 3, (3, 3), (1, 1)),
+    ],
+)
+def test_windows_are_the_stride_equals_kernel_convolution(
+    t: int, j: int, kernel: tuple[int, int], padding: tuple[int, int]
+) -> None:
+    """windows @ W equals F.conv2d (zero padding, stride = kernel), forward and input gradient."""
+    c, out = 8, 5
+    x = torch.randn(2, t, j, c, requires_grad=True)
+    weight = torch.randn(out, c, *kernel)
+    grid = (
+        (t + 2 * padding[0] - kernel[0]) // kernel[0] + 1,
+        (j + 2 * padding[1] - kernel[1]) // kernel[1] + 1,
+    )
+    assert cpu_windows.usable(x)
+    w = cpu_windows.windows(x, kernel, padding, grid)
+    y = w @ weight.permute(0, 2, 3, 1).reshape(out, -1).t()  # (o, kt, kj, c) flattened as the windows
+    x_ref = x.detach().permute(0, 3, 1, 2).requires_grad_(True)
+    expected = torch.nn.functional.conv2d(x_ref, weight, stride=kernel, padding=padding).permute(0, 2, 3, 1)
+    torch.testing.assert_close(y, expected, atol=1e-5, rtol=1e-5)
+    g = torch.randn_like(y)
+    y.backward(g)
+    expected.backward(g)
+    torch.testing.assert_close(x.grad, x_ref.grad.permute(0, 2, 3, 1), atol=1e-5, rtol=1e-5)
 
 
 # ----------------------------------------------------------------------------- model level

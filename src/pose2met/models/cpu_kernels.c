@@ -22,6 +22,9 @@
  *    the data (PyTorch's separate batch norm and GELU make three each way, with an intermediate
  *    tensor), with the statistics summed in double precision.
  *
+ * 3. The windows of a STAP aggregation whose stride equals its kernel (im2col, with the zero
+ *    padding implicit) and their gradient, one pass each.
+ *
  * The work is split across `threads` OpenMP threads. Built with -fopenmp, this library binds to
  * the libgomp that PyTorch loaded, so it shares PyTorch's (already spinning) thread pool; built
  * without it, it runs on the calling thread. The functions return 0, or 1 if scratch memory
@@ -517,5 +520,50 @@ int p2m_batch_norm_backward(const float* x, const float* grad_y, float* grad_x, 
     return failed;
 }
 
+/* ------------------------------------------------------------------------ STAP windows */
+
+/* Window (gt, gj) of x (B, T, J, C) gathers the rows t = gt KT - PT + a, j = gj KJ - PJ + b for
+ * a < KT, b < KJ (zero outside the clip) into w (B, GT, GJ, KT KJ C): the input of a convolution
+ * whose stride equals its kernel, in one pass (no padded copy, no reshaping copy). */
+int p2m_windows_forward(const float* x, float* w, int64_t B, int64_t T, int64_t J, int64_t C, int64_t KT,
+                        int64_t KJ, int64_t PT, int64_t PJ, int64_t GT, int64_t GJ, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t n = 0; n < B * GT * GJ; ++n) {
+        const int64_t gj = n % GJ, gt = (n / GJ) % GT, b = n / (GJ * GT);
+        float* dst = w + n * KT * KJ * C;
+        for (int64_t a = 0; a < KT; ++a) {
+            const int64_t t = gt * KT - PT + a;
+            for (int64_t k = 0; k < KJ; ++k, dst += C) {
+                const int64_t j = gj * KJ - PJ + k;
+                if (t < 0 || t >= T || j < 0 || j >= J)
+                    memset(dst, 0, sizeof(float) * (size_t)C);
+                else
+                    memcpy(dst, x + ((b * T + t) * J + j) * C, sizeof(float) * (size_t)C);
+            }
+        }
+    }
+    return 0;
+}
+
+/* grad_x (B, T, J, C) from grad_w (B, GT, GJ, KT KJ C): the windows do not overlap, so each row of x
+ * takes the gradient of the one window element it fed, or zero if it fed none. */
+int p2m_windows_backward(const float* grad_w, float* grad_x, int64_t B, int64_t T, int64_t J, int64_t C,
+                         int64_t KT, int64_t KJ, int64_t PT, int64_t PJ, int64_t GT, int64_t GJ, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t bt = 0; bt < B * T; ++bt) {
+        const int64_t b = bt / T, t = bt % T, gt = (t + PT) / KT, a = (t + PT) % KT;
+        for (int64_t j = 0; j < J; ++j) {
+            float* dst = grad_x + (bt * J + j) * C;
+            const int64_t gj = (j + PJ) / KJ, k = (j + PJ) % KJ;
+            if (gt >= GT || gj >= GJ)
+                memset(dst, 0, sizeof(float) * (size_t)C);
+            else
+                memcpy(dst, grad_w + ((((b * GT + gt) * GJ + gj) * KT + a) * KJ + k) * C,
+                       sizeof(float) * (size_t)C);
+        }
+    }
+    return 0;
+}
+
 /* Version of this interface (the loader checks it before use). */
-int p2m_abi(void) { return 3; }
+int p2m_abi(void) { return 4; }

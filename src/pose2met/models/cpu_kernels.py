@@ -35,7 +35,7 @@ SOURCE = Path(__file__).with_name("cpu_kernels.c")
 ENV_SWITCH = "POSE2MET_CPU_KERNELS"
 #: Head widths the attention kernel is built for.
 HEAD_DIMS: tuple[int, ...] = (8, 16, 32, 64)
-_ABI = 3
+_ABI = 4
 
 
 class View(ctypes.Structure):
@@ -89,6 +89,9 @@ class Library:
             i32,
         ]
         self.batch_norm_backward.restype = i32
+        self.windows_forward, self.windows_backward = lib.p2m_windows_forward, lib.p2m_windows_backward
+        for fn in (self.windows_forward, self.windows_backward):
+            fn.argtypes, fn.restype = [ptr, ptr, *[i64] * 10, i32], i32
         self.path = path
 
 

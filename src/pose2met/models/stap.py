@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from pose2met.models import cpu_attention, cpu_batchnorm
+from pose2met.models import cpu_attention, cpu_batchnorm, cpu_windows
 from pose2met.models.attention import AttentionImpl, attend, check_attention_impl
 from pose2met.models.layers import fold_bn_after
 
@@ -75,11 +75,14 @@ class STAPAttention(nn.Module):
         (kt, kj), (pt, pj) = conv.kernel_size, conv.padding
         t, j = x.shape[1:3]
         grid_t, grid_j = (t + 2 * pt - kt) // kt + 1, (j + 2 * pj - kj) // kj + 1
-        # zero padding as the convolution's, cropped to the frames/joints the windows cover
-        x = F.pad(x, (0, 0, pj, max(0, grid_j * kj - pj - j), pt, max(0, grid_t * kt - pt - t)))
-        windows = rearrange(
-            x[:, : grid_t * kt, : grid_j * kj], "b (gt kt) (gj kj) c -> b gt gj (kt kj c)", kt=kt, kj=kj
-        )
+        if cpu_windows.usable(x):
+            windows = cpu_windows.windows(x, (kt, kj), (pt, pj), (grid_t, grid_j))
+        else:
+            # zero padding as the convolution's, cropped to the frames/joints the windows cover
+            x = F.pad(x, (0, 0, pj, max(0, grid_j * kj - pj - j), pt, max(0, grid_t * kt - pt - t)))
+            windows = rearrange(
+                x[:, : grid_t * kt, : grid_j * kj], "b (gt kt) (gj kj) c -> b gt gj (kt kj c)", kt=kt, kj=kj
+            )
         return F.linear(windows, rearrange(conv.weight, "o c kt kj -> o (kt kj c)"), conv.bias)
 
     def forward(self, x: Tensor) -> Tensor:

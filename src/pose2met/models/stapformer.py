@@ -89,13 +89,16 @@ class STAPBlock(nn.Module):
         if self.training and self.drop_path.p > 0.0:  # stochastic depth: per-sample masks on each branch
             x = x + self.drop_path(sum(branches[1:], branches[0]))
             return x + self.drop_path(self.mlp(self.norm2(x)))
-        # one fresh tensor per residual sum, accumulated in place (the block's input is kept; the MLP's
-        # output is a fresh tensor that no backward pass reads)
-        x = x + branches[0]
+        # residual sums accumulated in place into the branches' own fresh outputs (the projections' and
+        # the MLP's, which no backward pass reads); the block's input is kept
+        if use_chunks(self):
+            x = x + branches[0]
+            for branch in branches[1:]:
+                x.add_(branch)
+            return x.add_(self.mlp(self.norm2(x)))
+        x = branches[0].add_(x)
         for branch in branches[1:]:
             x.add_(branch)
-        if use_chunks(self):
-            return x.add_(self.mlp(self.norm2(x)))
         return self.mlp(self.norm2(x)).add_(x)
 
     def fuse_(self) -> None:
