@@ -89,17 +89,15 @@ class STAPBlock(nn.Module):
         if self.training and self.drop_path.p > 0.0:  # stochastic depth: per-sample masks on each branch
             x = x + self.drop_path(sum(branches[1:], branches[0]))
             return x + self.drop_path(self.mlp(self.norm2(x)))
-        # residual sums accumulated in place into the branches' own fresh outputs (the projections' and
-        # the MLP's, which no backward pass reads); the block's input is kept
-        if use_chunks(self):
-            x = x + branches[0]
-            for branch in branches[1:]:
-                x.add_(branch)
-            return x.add_(self.mlp(self.norm2(x)))
-        x = branches[0].add_(x)
+        # one fresh tensor for the mixer's residual sum, the other branches added in place (never in place
+        # on a branch itself: layer outputs are often views, whose in-place update autograd undoes with
+        # copies); the block's input is kept
+        x = x + branches[0]
         for branch in branches[1:]:
             x.add_(branch)
-        return self.mlp(self.norm2(x)).add_(x)
+        if use_chunks(self):
+            return x.add_(self.mlp(self.norm2(x)))
+        return x + self.mlp(self.norm2(x))
 
     def fuse_(self) -> None:
         """Fold eval-mode batch norms into neighbouring linear layers (``norm1`` stays: the padded STAP
