@@ -321,6 +321,76 @@ def test_training_step_with_and_without_kernels_agree() -> None:
         torch.testing.assert_close(b.double(), r.double(), atol=1e-5, rtol=1e-4, msg=name)
 
 
+def test_hooks_adapters_and_weight_norm_are_honoured() -> None:
+    """The fused paths read a linear layer's parameters directly; a hooked, subclassed or parametrized
+    layer is called as a module instead."""
+    torch.manual_seed(2)
+    model = PoseLifter(stapformer_preset("small", depth=1, num_frames=9), PoseHead(512)).train()
+    calls = []
+    block = model.encoder.blocks[0]
+    handles = [
+        m.register_forward_hook(lambda *_, name=n: calls.append(name))
+        for n, m in (("fc1", block.mlp.fc1), ("rep", model.encoder.rep))
+    ]
+    model(torch.randn(2, 9, 17, 3))
+    for handle in handles:
+        handle.remove()
+    assert sorted(calls) == ["fc1", "rep"]
+
+    class Scaled(torch.nn.Linear):  # an adapter-like subclass with its own forward
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return 2 * super().forward(x)
+
+    x = torch.randn(2, 9, 17, 3)
+    before = model(x).detach()
+    rep = Scaled(128, 512)
+    rep.load_state_dict(model.encoder.rep.state_dict())
+    model.encoder.rep = rep
+    assert not torch.allclose(model(x), before, atol=1e-3)
+    model.encoder.rep = torch.nn.utils.parametrizations.weight_norm(torch.nn.Linear(128, 512))
+    out = model(x).detach()
+    with torch.no_grad():
+        model.encoder.rep.parametrizations.weight.original0.mul_(3.0)  # the norm g
+    assert not torch.allclose(model(x), out, atol=1e-3)
+
+
+def test_double_backward_and_torch_func_match_pytorch() -> None:
+    torch.manual_seed(3)
+    model = PoseLifter(stapformer_preset("small", depth=2, num_frames=9), PoseHead(512)).train()
+    ref = PoseLifter(stapformer_preset("small", depth=2, num_frames=9), PoseHead(512)).double().train()
+    ref.load_state_dict(model.state_dict())
+    x = torch.randn(3, 9, 17, 3)
+
+    def gradient_penalty(net: torch.nn.Module, inputs: torch.Tensor) -> None:
+        inputs = inputs.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(net(inputs).square().sum(), inputs, create_graph=True)
+        g.square().sum().backward()
+
+    gradient_penalty(model, x)
+    with cpu_kernels.disabled():
+        gradient_penalty(ref, x.double())
+    scale = max(float(q.grad.abs().max()) for q in ref.parameters())
+    for (name, p), q in zip(model.named_parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p.grad.double(), q.grad, atol=2e-5 * scale, rtol=1e-3, msg=name)
+    model.eval()
+    ref.eval()
+    grad = torch.func.grad(lambda inputs: model(inputs).sum())(x)
+    with cpu_kernels.disabled():
+        expected = torch.func.grad(lambda inputs: ref(inputs).sum())(x.double())
+    torch.testing.assert_close(grad.double(), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_batch_norm_statistics_do_not_depend_on_the_first_token() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(16384, 8)) * 0.5 + 3.0
+    x[0] = 1000.0  # an outlier first: the statistics must not be taken relative to it
+    bn = TokenBatchNorm(8, momentum=1.0).train()
+    cpu_batchnorm.batch_norm(torch.tensor(x, dtype=torch.float32), bn)
+    xf = x.astype(np.float32).astype(np.float64)
+    np.testing.assert_allclose(bn.running_mean.numpy(), xf.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(bn.running_var.numpy(), xf.var(0, ddof=1), rtol=1e-5)
+
+
 # ----------------------------------------------------------------------------- building and fallbacks
 
 _PROBE = textwrap.dedent(
@@ -351,6 +421,21 @@ def test_kernels_fall_back_to_pytorch_and_rebuild_a_damaged_cache(tmp_path: Path
     built = _probe(tmp_path)
     assert built.startswith("in use: compiled ") and str(tmp_path / "cache") in built
     library = Path(built.removeprefix("in use: compiled "))
+    size = library.stat().st_size
     library.write_bytes(b"not a shared library")  # damaged (or copied from another machine)
     assert _probe(tmp_path) == built  # rebuilt in place
-    assert library.stat().st_size > 1000
+    library.write_bytes(library.read_bytes()[:4096].ljust(4096, b"\0"))  # truncated: loading it would crash
+    assert _probe(tmp_path) == built and library.stat().st_size == size
+    with_flags = _probe(tmp_path, CC=f"{shutil.which('cc') or shutil.which('gcc')} -O1")  # $CC with flags
+    assert with_flags.startswith("in use: compiled ") and with_flags != built
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.name != "posix", reason="folder ownership and permissions")
+def test_kernels_are_not_loaded_from_a_folder_others_can_write(tmp_path: Path) -> None:
+    shared = tmp_path / "cache"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)  # past the umask
+    line = _probe(tmp_path)
+    assert line == f"in use: compiled for this process only (the cache folder {shared} could not be used)"
+    assert not list(shared.glob("*.so"))

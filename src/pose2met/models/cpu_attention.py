@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+from einops import rearrange
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from pose2met.models import cpu_kernels
 from pose2met.models.attention import SDPA_MIN_TOKENS_CPU_TRAIN
@@ -45,6 +45,8 @@ class AttentionPlan:
     out_shape: tuple[int, ...]
     jobs: tuple[_Job, ...]
     scale: float
+    heads: int
+    axes: tuple[Axis, ...]
 
 
 def _view(t: Tensor, length_dim: int, batch_dims: Sequence[int]) -> View:
@@ -77,7 +79,7 @@ def axis_plan(
         n0, n1, n2 = (q.shape[d] for d in batch)
         plan = Plan(n0, n1, n2, q.shape[length], *views)
         jobs.append(_Job(plan, c, n0 * n1 * n2, q.shape[length]))
-    return AttentionPlan((b, t, j, groups * heads * c), tuple(jobs), float(scale))
+    return AttentionPlan((b, t, j, groups * heads * c), tuple(jobs), float(scale), heads, axes)
 
 
 # ----------------------------------------------------------------------------- autograd
@@ -109,12 +111,18 @@ class _PlannedAttention(torch.autograd.Function):
         return out
 
     @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_out: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
-        lib = cpu_kernels.library()
-        assert lib is not None
+    def backward(ctx, grad_out: Tensor) -> tuple[Tensor | None, None]:  # type: ignore[override]
         x, *probs = ctx.saved_tensors
         plan: AttentionPlan = ctx.plan
+        if torch.is_grad_enabled():  # create_graph=True: gradients with a graph, by PyTorch operators
+            grad_x, _ = cpu_kernels.gradients_by_pytorch(
+                lambda qkv, _: reference_attention(qkv, plan.heads, plan.axes, plan.scale),
+                (x, plan),
+                grad_out,
+            )
+            return grad_x, None
+        lib = cpu_kernels.library()
+        assert lib is not None
         grad_out = grad_out.contiguous()
         grad_x = torch.empty_like(x)  # the q, k, v views of the jobs cover every element once
         threads = torch.get_num_threads()
@@ -124,6 +132,15 @@ class _PlannedAttention(torch.autograd.Function):
                 lib.attention_backward[job.head_dim](*args, job.plan, plan.scale, threads), "attention"
             )
         return grad_x, None
+
+
+def reference_attention(qkv: Tensor, heads: int, axes: tuple[Axis, ...], scale: float) -> Tensor:
+    """:func:`axis_attention` by PyTorch operators (matrix products and softmax)."""
+    from pose2met.models.mixers import axis_attention as one_axis  # mixers import this module
+
+    z = rearrange(qkv, "b t j (g n h c) -> g n b t j h c", g=len(axes), n=3, h=heads)
+    outs = [one_axis(z[g, 0], z[g, 1], z[g, 2], axis, scale, "math") for g, axis in enumerate(axes)]
+    return rearrange(torch.stack(outs, dim=3), "b t j g h c -> b t j (g h c)")
 
 
 def usable(qkv: Tensor, head_dim: int, dropout_p: float = 0.0, longest: int = 0) -> bool:

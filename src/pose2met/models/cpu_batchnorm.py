@@ -2,19 +2,19 @@
 
 With batch statistics, PyTorch's batch norm and a following GELU make three passes over
 ``(tokens, C)`` forward and three backward, with an intermediate tensor between them; the kernel of
-:mod:`pose2met.models.cpu_kernels` makes two each way, sums the statistics in double precision, and
-can skip a preceding linear layer's bias (``shift``): a batch norm with batch statistics removes any
-per-channel constant, so the bias only moves the running mean, which is updated here as PyTorch
-would. The result equals
-``gelu(bn(x + shift))`` (GELU from an erf approximation accurate to about 1e-7) and updates
-``bn.running_mean``, ``bn.running_var`` and ``bn.num_batches_tracked`` as ``bn`` itself would.
+:mod:`pose2met.models.cpu_kernels` makes two each way, merges per-block statistics in double
+precision, and can skip a preceding linear layer's bias (``shift``): a batch norm with batch
+statistics removes any per-channel constant, so the bias only moves the running mean, which is
+updated here as PyTorch would. The result equals ``gelu(bn(x + shift))`` (GELU from an erf
+approximation accurate to about 1e-7) and updates ``bn.running_mean``, ``bn.running_var`` and
+``bn.num_batches_tracked`` as ``bn`` itself would.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from pose2met.models import cpu_kernels
@@ -30,26 +30,28 @@ class _BatchNormFunction(torch.autograd.Function):
         n, c = x.shape
         y = torch.empty_like(x)
         mean, var, rstd = (x.new_empty(c) for _ in range(3))
-        weight, bias = weight.detach().contiguous(), bias.detach().contiguous()
-        ptrs = (x.data_ptr(), y.data_ptr(), weight.data_ptr(), bias.data_ptr())
+        ptrs = (x.data_ptr(), y.data_ptr(), weight.contiguous().data_ptr(), bias.contiguous().data_ptr())
         threads = torch.get_num_threads()
         code = lib.batch_norm_forward(
             *ptrs, eps, n, c, gelu, mean.data_ptr(), var.data_ptr(), rstd.data_ptr(), threads
         )
         cpu_kernels.check(code, "batch norm")
-        ctx.save_for_backward(x, weight, bias, mean, rstd)
-        ctx.gelu = gelu
+        ctx.save_for_backward(x, weight, bias, shift, mean, rstd)
+        ctx.gelu, ctx.eps = gelu, eps
         ctx.mark_non_differentiable(mean, var)
         return y, mean, var
 
     @staticmethod
-    @once_differentiable
     def backward(  # type: ignore[override]
         ctx, grad_y: Tensor, _grad_mean: Tensor | None, _grad_var: Tensor | None
     ) -> tuple[Tensor | None, ...]:
+        x, weight, bias, shift, mean, rstd = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: gradients with a graph, by PyTorch operators
+            inputs = (x, weight, bias, shift, ctx.eps, ctx.gelu)
+            return cpu_kernels.gradients_by_pytorch(reference_batch_norm, inputs, grad_y)
         lib = cpu_kernels.library()
         assert lib is not None
-        x, weight, bias, mean, rstd = ctx.saved_tensors
+        weight, bias = weight.contiguous(), bias.contiguous()
         n, c = x.shape
         grad_y = grad_y.contiguous()
         grad_x = torch.empty_like(x)
@@ -62,6 +64,14 @@ class _BatchNormFunction(torch.autograd.Function):
         )  # fmt: skip
         cpu_kernels.check(code, "batch norm")
         return grad_x, grad_weight, grad_bias, grad_shift, None, None
+
+
+def reference_batch_norm(
+    x: Tensor, weight: Tensor, bias: Tensor, shift: Tensor | None, eps: float, gelu: bool
+) -> Tensor:
+    """``gelu(batch_norm(x + shift))`` with batch statistics by PyTorch operators (no running statistics)."""
+    y = F.batch_norm(x if shift is None else x + shift, None, None, weight, bias, training=True, eps=eps)
+    return F.gelu(y) if gelu else y
 
 
 def usable(x: Tensor, bn: _BatchNorm) -> bool:

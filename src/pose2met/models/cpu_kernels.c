@@ -20,7 +20,7 @@
  * 2. Batch norm with batch statistics on channel-last tokens (N, C), C a multiple of 8,
  *    optionally followed by the exact (erf) GELU, forward and backward in two passes each over
  *    the data (PyTorch's separate batch norm and GELU make three each way, with an intermediate
- *    tensor), with the statistics summed in double precision.
+ *    tensor), with the statistics from per-block means and deviations merged in double precision.
  *
  * 3. The windows of a STAP aggregation whose stride equals its kernel (im2col, with the zero
  *    padding implicit) and their gradient, one pass each.
@@ -373,20 +373,13 @@ enum { ROWS = 64 }; /* rows summed in float before the running sums in double */
 
 /* Per-channel coefficients and buffers of one pass over the rows of an (N, C) batch. */
 typedef struct {
-    const float *x, *grad_y, *ref, *scale, *shift, *rstd, *offset, *k1, *k2, *k3;
+    const float *x, *grad_y, *scale, *shift, *rstd, *offset, *k1, *k2, *k3;
     float* out;
     int act_gelu;
 } pass_t;
 
 /* What a pass does with channels c..c+7 of row i (the *_row functions below): it may write them, and
  * returns in s1, s2 the two values summed per channel over the rows. */
-
-/* forward statistics: sums of d and d^2, d = x - first row */
-INLINE void stats_row(const pass_t* ps, int64_t i, int64_t c, int64_t C, v8* s1, v8* s2) {
-    const v8 d = ld(ps->x + i * C + c) - ld(ps->ref + c);
-    *s1 = d;
-    *s2 = d * d;
-}
 
 /* backward pass 1: g = grad_y * act'(z) stored in out; sums of g and g * xhat */
 INLINE void grad_row(const pass_t* ps, int64_t i, int64_t c, int64_t C, v8* s1, v8* s2) {
@@ -442,44 +435,94 @@ INLINE void input_grad_row(const pass_t* ps, int64_t i, int64_t c, int64_t C, v8
         return failed;                                                                           \
     }
 
-COLUMN_SUMS(stats_sums, stats_row)
 COLUMN_SUMS(grad_sums, grad_row)
 COLUMN_SUMS(input_grad_sums, input_grad_row)
 
-/* y = act(x * scale + shift) per channel; mean, var (biased) and rstd of x's columns returned.
- * Sums are taken relative to the first row (against cancellation) and in double. */
+/* Count, mean and sum of squared deviations of each column (double), merged pairwise (Chan et al.). */
+typedef struct {
+    double n, *mean, *m2;
+} moments_t;
+
+INLINE void merge_moments(moments_t* into, double n, const double* mean, const double* m2, int64_t C) {
+    if (n == 0.0) return;
+    const double total = into->n + n;
+    for (int64_t c = 0; c < C; ++c) {
+        const double delta = mean[c] - into->mean[c];
+        into->mean[c] += delta * n / total;
+        into->m2[c] += m2[c] + delta * delta * into->n * n / total;
+    }
+    into->n = total;
+}
+
+/* Column means and biased variances of x (N, C): per block of ROWS rows its mean, then the squared
+ * deviations from that mean (the block is still in cache), in float; blocks and threads merged in
+ * double. As accurate as a two-pass computation, whatever the data's offset or first row. */
+static int column_moments(const float* x, int64_t N, int64_t C, int threads, float* mean, float* var) {
+    double* all = calloc((size_t)(2 * C * threads + threads), sizeof(double));
+    if (!all) return 1;
+    int failed = 0;
+#pragma omp parallel num_threads(threads) reduction(| : failed)
+    {
+        const int tid = thread_id();
+        moments_t mine = {0.0, all + 2 * C * tid, all + 2 * C * tid + C};
+        float* block = malloc(sizeof(float) * (size_t)(2 * C));
+        double* blockd = malloc(sizeof(double) * (size_t)(2 * C));
+        if (!block || !blockd) failed = 1;
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < (N + ROWS - 1) / ROWS; ++b) {
+            if (!block || !blockd) continue;
+            const int64_t start = b * ROWS, end = (b + 1) * ROWS < N ? (b + 1) * ROWS : N;
+            const float inv = 1.0f / (float)(end - start);
+            memset(block, 0, sizeof(float) * (size_t)(2 * C));
+            for (int64_t i = start; i < end; ++i)
+                for (int64_t c = 0; c < C; c += 8) st(block + c, ld(block + c) + ld(x + i * C + c));
+            for (int64_t c = 0; c < C; c += 8) st(block + c, ld(block + c) * bc(inv));
+            for (int64_t i = start; i < end; ++i)
+                for (int64_t c = 0; c < C; c += 8) {
+                    const v8 d = ld(x + i * C + c) - ld(block + c);
+                    st(block + C + c, ld(block + C + c) + d * d);
+                }
+            for (int64_t c = 0; c < 2 * C; ++c) blockd[c] = block[c];
+            merge_moments(&mine, (double)(end - start), blockd, blockd + C, C);
+        }
+        all[2 * C * threads + tid] = mine.n;
+        free(block);
+        free(blockd);
+    }
+    if (!failed) {
+        moments_t total = {all[2 * C * threads], all, all + C}; /* thread 0's, then the others merged in */
+        for (int t = 1; t < threads; ++t)
+            merge_moments(&total, all[2 * C * threads + t], all + 2 * C * t, all + 2 * C * t + C, C);
+        for (int64_t c = 0; c < C; ++c) {
+            mean[c] = (float)total.mean[c];
+            var[c] = (float)(total.m2[c] / (double)N);
+        }
+    }
+    free(all);
+    return failed;
+}
+
+/* y = act(x * scale + shift) per channel; mean, var (biased) and rstd of x's columns returned. */
 int p2m_batch_norm_forward(const float* x, float* y, const float* gamma, const float* beta, float eps,
                            int64_t N, int64_t C, int act_gelu, float* mean, float* var, float* rstd,
                            int threads) {
-    double* sums = malloc(sizeof(double) * (size_t)(2 * C));
-    float* coef = malloc(sizeof(float) * (size_t)(3 * C));
-    int failed = !sums || !coef;
+    float* coef = malloc(sizeof(float) * (size_t)(2 * C));
+    int failed = !coef || column_moments(x, N, C, threads, mean, var);
     if (!failed) {
-        float *ref = coef, *scale = coef + C, *shift = coef + 2 * C;
-        memcpy(ref, x, sizeof(float) * (size_t)C);
-        const pass_t ps = {.x = x, .ref = ref};
-        failed = stats_sums(&ps, N, C, threads, sums);
-        for (int64_t c = 0; c < C && !failed; ++c) {
-            const double m = sums[c] / (double)N;
-            double q = sums[C + c] / (double)N - m * m;
-            q = q > 0.0 ? q : 0.0;
-            const double r = 1.0 / sqrt(q + (double)eps);
-            mean[c] = (float)(m + ref[c]);
-            var[c] = (float)q;
+        float *scale = coef, *shift = coef + C;
+        for (int64_t c = 0; c < C; ++c) {
+            const double r = 1.0 / sqrt((double)var[c] + (double)eps);
             rstd[c] = (float)r;
             scale[c] = (float)(r * gamma[c]);
-            shift[c] = (float)(beta[c] - (m + ref[c]) * r * gamma[c]);
+            shift[c] = (float)(beta[c] - (double)mean[c] * r * gamma[c]);
         }
-        if (!failed) {
 #pragma omp parallel for num_threads(threads) schedule(static)
-            for (int64_t i = 0; i < N; ++i)
-                for (int64_t c = 0; c < C; c += 8) {
-                    v8 z = ld(x + i * C + c) * ld(scale + c) + ld(shift + c);
-                    st(y + i * C + c, act_gelu ? gelu(z) : z);
-                }
-        }
+        for (int64_t i = 0; i < N; ++i)
+            for (int64_t c = 0; c < C; c += 8) {
+                v8 z = ld(x + i * C + c) * ld(scale + c) + ld(shift + c);
+                st(y + i * C + c, act_gelu ? gelu(z) : z);
+            }
     }
-    free(sums);
     free(coef);
     return failed;
 }
@@ -566,4 +609,4 @@ int p2m_windows_backward(const float* grad_w, float* grad_x, int64_t B, int64_t 
 }
 
 /* Version of this interface (the loader checks it before use). */
-int p2m_abi(void) { return 4; }
+int p2m_abi(void) { return 5; }

@@ -16,15 +16,17 @@ import hashlib
 import logging
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sysconfig
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
 from pose2met.models.tracing import tracing
 
@@ -35,7 +37,8 @@ SOURCE = Path(__file__).with_name("cpu_kernels.c")
 ENV_SWITCH = "POSE2MET_CPU_KERNELS"
 #: Head widths the attention kernel is built for.
 HEAD_DIMS: tuple[int, ...] = (8, 16, 32, 64)
-_ABI = 4
+_ABI = 5
+PRIVATE_PREFIX = "pose2met-kernels-"
 
 
 class View(ctypes.Structure):
@@ -95,6 +98,20 @@ class Library:
         self.path = path
 
 
+def gradients_by_pytorch(
+    reference: Callable[..., Tensor], inputs: Sequence[object], grad_output: Tensor
+) -> tuple[Tensor | None, ...]:
+    """The backward pass of a kernel's autograd function when the gradients need a graph themselves
+    (``create_graph=True``: double backward, gradient penalties): the forward recomputed with PyTorch
+    operators by ``reference(*inputs)``, differentiated by autograd. One gradient per input (``None``
+    for non-tensors and tensors without ``requires_grad``)."""
+    wanted = [t for t in inputs if isinstance(t, Tensor) and t.requires_grad]
+    with torch.enable_grad(), disabled():
+        output = reference(*inputs)
+    grads = iter(torch.autograd.grad(output, wanted, grad_output, create_graph=True, allow_unused=True))
+    return tuple(next(grads) if isinstance(t, Tensor) and t.requires_grad else None for t in inputs)
+
+
 def check(code: int, what: str) -> None:
     """Raise ``MemoryError`` if a kernel reported that its scratch memory could not be allocated."""
     if code:
@@ -113,19 +130,38 @@ def cache_dir() -> Path:
     return Path(base) / "pose2met"
 
 
-def _compiler() -> str:
-    """``$CC`` if set (it must exist), else Python's own compiler, ``cc``, ``gcc`` or ``clang``."""
+def _compiler() -> list[str]:
+    """``$CC`` if set (split like a shell: a launcher such as ``ccache gcc`` and extra flags are kept;
+    its first word must be an executable), else Python's own compiler, ``cc``, ``gcc`` or ``clang``."""
     if os.environ.get("CC"):
-        name = os.environ["CC"].split()[0]
-        path = shutil.which(name)
+        argv = shlex.split(os.environ["CC"])
+        path = shutil.which(argv[0]) if argv else None
         if path is None:
             raise OSError(f"$CC={os.environ['CC']!r} is not an executable on PATH")
-        return path
+        return [path, *argv[1:]]
     candidates = [(sysconfig.get_config_var("CC") or "cc").split()[0], "cc", "gcc", "clang"]
     for name in candidates:
         if path := shutil.which(name):
-            return path
+            return [path]
     raise OSError(f"no C compiler found (tried {', '.join(dict.fromkeys(candidates))}; set $CC)")
+
+
+def _trusted(folder: Path) -> bool:
+    """A cache folder this user owns and nobody else may write to (else a library could be planted)."""
+    if os.name != "posix":
+        return True
+    info = folder.stat()
+    return info.st_uid == os.getuid() and not info.st_mode & 0o022
+
+
+def _intact(library: Path) -> bool:
+    """Whether ``library`` is the file this loader wrote: its SHA-256 matches the one recorded beside it
+    (a truncated or damaged shared library can crash the process when loaded, not just fail)."""
+    try:
+        recorded = library.with_name(library.name + ".sha256").read_text().strip()
+        return recorded == hashlib.sha256(library.read_bytes()).hexdigest()
+    except OSError:
+        return False
 
 
 def _arch_flags() -> list[str]:
@@ -137,42 +173,53 @@ def _arch_flags() -> list[str]:
     return []
 
 
-def _build(rebuild: bool = False) -> Path:
-    """Compile the kernels (once per source, compiler and flags) and return the shared library."""
+def _build(private: bool = False) -> Path:
+    """Compile the kernels (once per source, compiler and flags) and return the shared library.
+
+    The library is cached in :func:`cache_dir` with its checksum; where that folder cannot be written or
+    is not this user's alone, or with ``private``, it is built into a new private temporary folder.
+    """
     compiler = _compiler()
-    version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
+    version = subprocess.run([*compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
     flags = ["-O3", "-std=gnu11", "-fPIC", "-shared", *_arch_flags()]
     key = hashlib.sha256(
-        b"\0".join(s.encode() for s in (compiler, version, *flags, platform.machine(), str(_ABI)))
+        b"\0".join(s.encode() for s in (*compiler, version, *flags, platform.machine(), str(_ABI)))
         + SOURCE.read_bytes()
     ).hexdigest()[:16]
     folder = cache_dir()
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        if private:
+            raise OSError("a private build was asked for")
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not _trusted(folder):
+            raise OSError(f"{folder} is writable by others")
         probe = folder / f".probe-{os.getpid()}"
         probe.touch()
         probe.unlink()
     except OSError:
-        folder = Path(tempfile.gettempdir()) / f"pose2met-{os.getuid() if hasattr(os, 'getuid') else 0}"
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=PRIVATE_PREFIX))  # 0700, this process only
     target = folder / f"cpu_kernels-{key}.so"
-    if target.is_file() and not rebuild:
+    if _intact(target):
         return target
     partial = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     errors = []
     for openmp in (["-fopenmp"], []):  # without OpenMP (e.g. Apple clang) it runs on one thread
         done = subprocess.run(
-            [compiler, *flags, *openmp, str(SOURCE), "-o", str(partial), "-lm"],
+            [*compiler, *flags, *openmp, str(SOURCE), "-o", str(partial), "-lm"],
             capture_output=True,
             text=True,
             timeout=300,
         )
         if done.returncode == 0:
+            digest = hashlib.sha256(partial.read_bytes()).hexdigest()
             os.replace(partial, target)  # atomic: concurrent builders (DDP ranks) each write their own file
+            record = target.with_name(f"{target.name}.sha256.tmp-{os.getpid()}")
+            record.write_text(digest + "\n")
+            os.replace(record, target.with_name(target.name + ".sha256"))
             return target
         errors.append((done.stderr.strip().splitlines() or ["(no message)"])[-1])
     partial.unlink(missing_ok=True)
-    raise OSError(f"compiling {SOURCE.name} with {compiler} failed: {errors[-1]}")
+    raise OSError(f"compiling {SOURCE.name} with {' '.join(compiler)} failed: {errors[-1]}")
 
 
 def library() -> Library | None:
@@ -190,11 +237,14 @@ def _load() -> tuple[Library | None, str]:
     try:
         try:
             lib = Library(_build())
-        except (OSError, AttributeError):  # a damaged or foreign file in the cache: build it again
-            lib = Library(_build(rebuild=True))
+        except (OSError, AttributeError):  # intact but not loadable here: a fresh private build
+            lib = Library(_build(private=True))
     except (OSError, subprocess.SubprocessError, AttributeError) as err:
         log.info("pose2met CPU kernels unavailable, using PyTorch operators: %s", err)
         return None, str(err)
+    if lib.path.parent.name.startswith(PRIVATE_PREFIX) and os.name == "posix":
+        shutil.rmtree(lib.path.parent, ignore_errors=True)  # loaded; nothing left behind in the temp folder
+        return lib, f"compiled for this process only (the cache folder {cache_dir()} could not be used)"
     return lib, f"compiled {lib.path}"
 
 

@@ -9,8 +9,9 @@ the tokens and a reshaping copy (and as many passes backward). The kernel of
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+from einops import rearrange
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from pose2met.models import cpu_kernels
 
@@ -28,12 +29,16 @@ class _Windows(torch.autograd.Function):
         cpu_kernels.check(
             lib.windows_forward(x.data_ptr(), windows.data_ptr(), *dims, torch.get_num_threads()), "windows"
         )
-        ctx.dims = dims
+        ctx.dims, ctx.args = dims, (kernel, padding, grid)
         return windows
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, None, None, None]:  # type: ignore[override]
+        if torch.is_grad_enabled():  # create_graph=True: gradients with a graph, by PyTorch operators
+            # the windows are linear in x: the vector-Jacobian product at x = 0 is the one at any x
+            zero = torch.zeros(ctx.dims[:4], dtype=grad.dtype, requires_grad=True)
+            (grad_x, *_) = cpu_kernels.gradients_by_pytorch(reference_windows, (zero, *ctx.args), grad)
+            return grad_x, None, None, None
         lib = cpu_kernels.library()
         assert lib is not None
         grad = grad.contiguous()
@@ -41,6 +46,17 @@ class _Windows(torch.autograd.Function):
         code = lib.windows_backward(grad.data_ptr(), grad_x.data_ptr(), *ctx.dims, torch.get_num_threads())
         cpu_kernels.check(code, "windows")
         return grad_x, None, None, None
+
+
+def reference_windows(
+    x: Tensor, kernel: tuple[int, int], padding: tuple[int, int], grid: tuple[int, int]
+) -> Tensor:
+    """:func:`windows` by PyTorch operators: a zero-padded copy cropped to the frames and joints the
+    windows cover, regrouped."""
+    (kt, kj), (pt, pj), (gt, gj) = kernel, padding, grid
+    t, j = x.shape[1:3]
+    x = F.pad(x, (0, 0, pj, max(0, gj * kj - pj - j), pt, max(0, gt * kt - pt - t)))
+    return rearrange(x[:, : gt * kt, : gj * kj], "b (gt kt) (gj kj) c -> b gt gj (kt kj c)", kt=kt, kj=kj)
 
 
 def usable(x: Tensor) -> bool:

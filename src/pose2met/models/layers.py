@@ -49,7 +49,15 @@ class TokenBatchNorm(nn.BatchNorm1d):
         update's own factor, and the bias still receives its gradient (the sum of the batch norm's
         input gradient, as through the addition).
         """
-        if linear.bias is None or not self.training or self.running_mean is None or not cpu_kernels.enabled():
+        if (
+            linear.bias is None
+            or not self.training
+            or self.running_mean is None
+            or not cpu_kernels.enabled()
+            or tracing()
+            or not runs_plain(linear, nn.Linear)
+            or not runs_plain(self)
+        ):
             y = self(linear(x))
             return F.gelu(y) if gelu else y
         h = F.linear(x, linear.weight)
@@ -159,31 +167,52 @@ def chunked_tokens(
     return out.view(*x.shape[:-1], dim_out)
 
 
+def runs_plain(module: nn.Module, cls: type[nn.Module] | None = None) -> bool:
+    """Whether calling ``module`` would only run its own ``forward`` (so that a fused path may read its
+    parameters directly): no forward hooks, global or its own, no parametrization (``weight_norm``,
+    ``spectral_norm`` and the like hook or parametrize), and exactly class ``cls`` if given (a
+    subclass, e.g. an adapter, may compute something else)."""
+    from torch.nn.modules import module as module_globals
+    from torch.nn.utils import parametrize
+
+    if cls is not None and type(module) is not cls:
+        return False
+    hooks = (module._forward_hooks, module._forward_pre_hooks)
+    global_hooks = (
+        getattr(module_globals, "_global_forward_hooks", {}),
+        getattr(module_globals, "_global_forward_pre_hooks", {}),
+    )
+    return not any(hooks) and not any(global_hooks) and not parametrize.is_parametrized(module)
+
+
 class _LinearTanh(torch.autograd.Function):
     """``tanh(x W^T + b)`` with ``tanh(z) = 2 sigmoid(2 z) - 1`` computed in place on the product
     (no separate bias copy or activation buffer); the backward reads the output (``g (1 - y^2)``)."""
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:  # type: ignore[override]
-        flat = x.reshape(-1, x.shape[-1])
-        y = flat @ weight.t()
+        y = x.reshape(-1, x.shape[-1]) @ weight.t()
         if bias is None:
             y.mul_(2.0)
         else:
             torch.add(bias * 2.0, y, alpha=2.0, out=y)  # 2 (z + b) in one pass
         torch.sigmoid_(y)
         torch.add(y.new_full((), -1.0), y, alpha=2.0, out=y)
-        ctx.save_for_backward(flat, weight, y)
-        ctx.has_bias = bias is not None
+        ctx.save_for_backward(x, weight, bias, y)
         return y.view(*x.shape[:-1], weight.shape[0])
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        flat, weight, y = ctx.saved_tensors
+        x, weight, bias, y = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True: gradients with a graph, by PyTorch operators
+            return cpu_kernels.gradients_by_pytorch(
+                lambda x, w, b: torch.tanh(F.linear(x, w, b)), (x, weight, bias), grad
+            )
+        flat = x.reshape(-1, x.shape[-1])
         grad_z = torch.ops.aten.tanh_backward(grad.reshape(y.shape), y)
-        grad_x = (grad_z @ weight).view(*grad.shape[:-1], flat.shape[-1]) if ctx.needs_input_grad[0] else None
+        grad_x = (grad_z @ weight).view(x.shape) if ctx.needs_input_grad[0] else None
         grad_w = grad_z.t() @ flat if ctx.needs_input_grad[1] else None
-        grad_b = grad_z.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        grad_b = grad_z.sum(0) if bias is not None and ctx.needs_input_grad[2] else None
         return grad_x, grad_w, grad_b
 
 
@@ -196,6 +225,7 @@ def linear_tanh(x: Tensor, linear: nn.Linear) -> Tensor:
         and not torch.is_autocast_enabled("cpu")
         and cpu_kernels.enabled()
         and not tracing()
+        and runs_plain(linear, nn.Linear)
     ):
         return _LinearTanh.apply(x, linear.weight, linear.bias)
     return torch.tanh(linear(x))

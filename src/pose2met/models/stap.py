@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from pose2met.models import cpu_attention, cpu_batchnorm, cpu_windows
 from pose2met.models.attention import AttentionImpl, attend, check_attention_impl
-from pose2met.models.layers import fold_bn_after
+from pose2met.models.layers import fold_bn_after, runs_plain
 
 
 def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
@@ -75,14 +75,8 @@ class STAPAttention(nn.Module):
         (kt, kj), (pt, pj) = conv.kernel_size, conv.padding
         t, j = x.shape[1:3]
         grid_t, grid_j = (t + 2 * pt - kt) // kt + 1, (j + 2 * pj - kj) // kj + 1
-        if cpu_windows.usable(x):
-            windows = cpu_windows.windows(x, (kt, kj), (pt, pj), (grid_t, grid_j))
-        else:
-            # zero padding as the convolution's, cropped to the frames/joints the windows cover
-            x = F.pad(x, (0, 0, pj, max(0, grid_j * kj - pj - j), pt, max(0, grid_t * kt - pt - t)))
-            windows = rearrange(
-                x[:, : grid_t * kt, : grid_j * kj], "b (gt kt) (gj kj) c -> b gt gj (kt kj c)", kt=kt, kj=kj
-            )
+        gather = cpu_windows.windows if cpu_windows.usable(x) else cpu_windows.reference_windows
+        windows = gather(x, (kt, kj), (pt, pj), (grid_t, grid_j))  # zero padding as the convolution's
         return F.linear(windows, rearrange(conv.weight, "o c kt kj -> o (kt kj c)"), conv.bias)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -95,7 +89,8 @@ class STAPAttention(nn.Module):
                 f"{tuple(self.qkv.kernel_size)}, stride {tuple(self.qkv.stride)}); use batches of 2 or more "
                 "clips (a last partial batch counts: pick a batch size that leaves no single clip over)"
             )
-        if isinstance(self.qkv_norm, nn.BatchNorm2d) and cpu_batchnorm.usable(tokens, self.qkv_norm):
+        norm = self.qkv_norm
+        if isinstance(norm, nn.BatchNorm2d) and runs_plain(norm) and cpu_batchnorm.usable(tokens, norm):
             tokens = cpu_batchnorm.batch_norm(tokens, self.qkv_norm, gelu=True)
         else:
             tokens = rearrange(tokens, "b gt gj c -> b c gt gj")
