@@ -64,13 +64,6 @@ INLINE v8 vmax(v8 a, v8 b) {
     v8i m = a > b;
     return (v8)((m & (v8i)a) | (~m & (v8i)b));
 }
-INLINE float hmax(v8 x) { /* a NaN may be dropped here: it still reaches the row through exp */
-    x = vmax(x, __builtin_shufflevector(x, x, 4, 5, 6, 7, 0, 1, 2, 3));
-    x = vmax(x, __builtin_shufflevector(x, x, 2, 3, 0, 1, 6, 7, 4, 5));
-    x = vmax(x, __builtin_shufflevector(x, x, 1, 0, 3, 2, 5, 4, 7, 6));
-    return x[0];
-}
-INLINE float hsum(v8 x) { return ((x[0] + x[4]) + (x[1] + x[5])) + ((x[2] + x[6]) + (x[3] + x[7])); }
 
 /* exp(x) for x <= 0: x = n ln2 + r, |r| <= ln2 / 2, exp(r) by a degree-7 polynomial, times 2^n. */
 INLINE v8 vexp(v8 x) {
@@ -92,10 +85,6 @@ INLINE v8 vexp(v8 x) {
     return (v8)((nan & (v8i)bc(__builtin_nanf(""))) | (~nan & (v8i)y));
 }
 
-/* Rows of sequence n of view w into cache ahead of use (the rows of strided views are far apart,
- * which the hardware prefetchers do not follow). */
-INLINE void prefetch_rows(const float* base, const view_t* w, const plan_t* pl, int64_t n);
-
 INLINE int64_t seq_offset(const view_t* w, const plan_t* pl, int64_t n) {
     int64_t i2 = n % pl->n2;
     n /= pl->n2;
@@ -103,6 +92,8 @@ INLINE int64_t seq_offset(const view_t* w, const plan_t* pl, int64_t n) {
     return w->off + (n / pl->n1) * w->s0 + i1 * w->s1 + i2 * w->s2;
 }
 
+/* Rows of sequence n of view w into cache ahead of use (the rows of strided views are far apart,
+ * which the hardware prefetchers do not follow). */
 INLINE void prefetch_rows(const float* base, const view_t* w, const plan_t* pl, int64_t n) {
     const float* r = base + seq_offset(w, pl, n);
     for (int64_t l = 0; l < pl->len; ++l) __builtin_prefetch(r + l * w->row);

@@ -272,13 +272,12 @@ def disabled() -> Iterator[None]:
         _STATE["off"] = before
 
 
+def fast_path(x: torch.Tensor) -> bool:
+    """Whether the CPU fast paths may process ``x``: float32 on the CPU, outside tracing, compiling,
+    ``torch.func`` transforms and :func:`disabled` (the C kernels also need :func:`available_for`)."""
+    return x.device.type == "cpu" and x.dtype == torch.float32 and enabled() and not tracing()
+
+
 def available_for(x: torch.Tensor) -> bool:
-    """Whether the kernels can process ``x``: float32 on the CPU, outside tracing and compiling and
-    :func:`disabled`, with the library built."""
-    return (
-        x.device.type == "cpu"
-        and x.dtype == torch.float32
-        and enabled()
-        and not tracing()
-        and library() is not None
-    )
+    """Whether the kernels can process ``x``: :func:`fast_path` and the library built."""
+    return fast_path(x) and library() is not None

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
+from torch.nn.modules import module as module_globals
+from torch.nn.utils import parametrize
 
 from pose2met.models import cpu_batchnorm, cpu_kernels
 from pose2met.models.tracing import tracing
@@ -172,9 +174,6 @@ def runs_plain(module: nn.Module, cls: type[nn.Module] | None = None) -> bool:
     parameters directly): no forward hooks, global or its own, no parametrization (``weight_norm``,
     ``spectral_norm`` and the like hook or parametrize), and exactly class ``cls`` if given (a
     subclass, e.g. an adapter, may compute something else)."""
-    from torch.nn.modules import module as module_globals
-    from torch.nn.utils import parametrize
-
     if cls is not None and type(module) is not cls:
         return False
     hooks = (module._forward_hooks, module._forward_pre_hooks)
@@ -220,11 +219,9 @@ def linear_tanh(x: Tensor, linear: nn.Linear) -> Tensor:
     """``tanh(linear(x))``: on the CPU in float32 fused and through the sigmoid, about twice as fast as
     ``torch.tanh`` there (absolute error below 2e-7); elsewhere the plain operators."""
     if (
-        x.device.type == "cpu"
-        and x.dtype == linear.weight.dtype == torch.float32
+        cpu_kernels.fast_path(x)
+        and linear.weight.dtype == torch.float32
         and not torch.is_autocast_enabled("cpu")
-        and cpu_kernels.enabled()
-        and not tracing()
         and runs_plain(linear, nn.Linear)
     ):
         return _LinearTanh.apply(x, linear.weight, linear.bias)

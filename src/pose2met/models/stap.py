@@ -91,10 +91,11 @@ class STAPAttention(nn.Module):
             )
         norm = self.qkv_norm
         if isinstance(norm, nn.BatchNorm2d) and runs_plain(norm) and cpu_batchnorm.usable(tokens, norm):
-            tokens = cpu_batchnorm.batch_norm(tokens, self.qkv_norm, gelu=True)
+            tokens = cpu_batchnorm.batch_norm(tokens, norm, gelu=True)
         else:
-            tokens = rearrange(tokens, "b gt gj c -> b c gt gj")
-            tokens = rearrange(F.gelu(self.qkv_norm(tokens)), "b c gt gj -> b gt gj c")
+            tokens = rearrange(
+                F.gelu(norm(rearrange(tokens, "b gt gj c -> b c gt gj"))), "b c gt gj -> b gt gj c"
+            )
         grid_t, grid_j = tokens.shape[1:3]
         p = self.attn_dropout if self.training else 0.0
         if self.attention_impl == "auto" and cpu_attention.usable(tokens, self.head_dim, p, grid_t * grid_j):
